@@ -1,0 +1,59 @@
+"""Shared fixtures: a throwaway PostGIS cluster, store URLs for both backends."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gridmgr.store.pgtemp import TempCluster, postgis_available, start_cluster
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ARTIFACTS = Path(os.environ.get("GRIDMGR_TEST_ARTIFACTS", "test-artifacts"))
+
+
+def require(ok: bool, what: str) -> None:
+    """Skip when a real part is missing locally; fail under CI=true."""
+    if ok:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is missing and CI=true: install it (.ci/run does)")
+    pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[TempCluster]:
+    """One throwaway PostgreSQL 15 + PostGIS 3 cluster for the whole session."""
+    require(postgis_available(), "PostgreSQL + PostGIS (postgresql-15-postgis-3)")
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgis_url(pg_cluster: TempCluster) -> str:
+    """A fresh, empty PostGIS database for one test."""
+    return pg_cluster.create_database("t_" + uuid.uuid4().hex[:12])
+
+
+@pytest.fixture
+def spatialite_url(tmp_path: Path) -> str:
+    """A fresh SpatiaLite file for one test."""
+    return f"sqlite:///{tmp_path / 'gridmgr.db'}"
+
+
+@pytest.fixture(params=["spatialite", "postgis"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Run the test once on each store."""
+    name = "spatialite_url" if request.param == "spatialite" else "postgis_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Directory where tests save screenshots and reports."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
