@@ -97,6 +97,7 @@ class Grid(Base):
     tier: Mapped[str | None] = mapped_column(String(16))
     police_area: Mapped[str | None] = mapped_column(String(40))
     co_managers_assigned: Mapped[int] = mapped_column(Integer, default=0)
+    area_km2: Mapped[float] = mapped_column(Float, default=0.0)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
 
@@ -129,6 +130,16 @@ class HouseGrid(Base):
     __table_args__ = (Index("ix_house_grid_plan_grid", "plan_id", "grid_pk"),)
     plan_id: Mapped[int] = mapped_column(ForeignKey("boundary_plan.id"), primary_key=True)
     house_id: Mapped[int] = mapped_column(ForeignKey("house.id"), primary_key=True)
+    grid_pk: Mapped[int] = mapped_column(ForeignKey("grid.id"))
+
+
+class BusinessGrid(Base):
+    """Which grid of a plan holds a business."""
+
+    __tablename__ = "business_grid"
+    __table_args__ = (Index("ix_business_grid_plan_grid", "plan_id", "grid_pk"),)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("boundary_plan.id"), primary_key=True)
+    business_id: Mapped[int] = mapped_column(ForeignKey("business.id"), primary_key=True)
     grid_pk: Mapped[int] = mapped_column(ForeignKey("grid.id"))
 
 

@@ -41,3 +41,32 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def holds_data(engine: Engine) -> bool:
+    """Return True when the store has any areas, grids or houses."""
+    from sqlalchemy import inspect, text
+
+    if "admin_area" not in inspect(engine).get_table_names():
+        return False
+    with engine.connect() as conn:
+        return any(conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {t})")).scalar_one()
+                   for t in ("admin_area", "grid", "house"))
+
+
+def wipe(engine: Engine) -> None:
+    """Drop every gridmgr table (the store is rebuilt by `upgrade`)."""
+    from sqlalchemy import text
+
+    from gridmgr.store.models import Base
+
+    if engine.dialect.name == "sqlite":
+        db = engine.url.database
+        engine.dispose()
+        if db and db != ":memory:":
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(db + suffix).unlink(missing_ok=True)
+            return
+    with engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 00:45:24.174885
+Create Date: 2026-11-23 00:46:18.564613
 """
 
 from __future__ import annotations
@@ -113,6 +113,7 @@ def upgrade() -> None:
     sa.Column('tier', sa.String(length=16), nullable=True),
     sa.Column('police_area', sa.String(length=40), nullable=True),
     sa.Column('co_managers_assigned', sa.Integer(), nullable=False),
+    sa.Column('area_km2', sa.Float(), nullable=False),
     sa.Column('locked', sa.Boolean(), nullable=False),
     sa.Column('geom', Geometry(geometry_type='MULTIPOLYGON', srid=4326, dimension=2, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry', nullable=False), nullable=False),
     sa.ForeignKeyConstraint(['plan_id'], ['boundary_plan.id'], ),
@@ -167,6 +168,16 @@ def upgrade() -> None:
     sa.UniqueConstraint('house_id')
     )
     op.create_index(op.f('ix_rental_record_next_due_on'), 'rental_record', ['next_due_on'], unique=False)
+    op.create_table('business_grid',
+    sa.Column('plan_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('business_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('grid_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['business_id'], ['business.id'], ),
+    sa.ForeignKeyConstraint(['grid_pk'], ['grid.id'], ),
+    sa.ForeignKeyConstraint(['plan_id'], ['boundary_plan.id'], ),
+    sa.PrimaryKeyConstraint('plan_id', 'business_id')
+    )
+    op.create_index('ix_business_grid_plan_grid', 'business_grid', ['plan_id', 'grid_pk'], unique=False)
     op.create_table('employment',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -253,6 +264,8 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_employment_person_id'), table_name='employment')
     op.drop_index(op.f('ix_employment_business_id'), table_name='employment')
     op.drop_table('employment')
+    op.drop_index('ix_business_grid_plan_grid', table_name='business_grid')
+    op.drop_table('business_grid')
     op.drop_index(op.f('ix_rental_record_next_due_on'), table_name='rental_record')
     op.drop_table('rental_record')
     op.drop_index(op.f('ix_plan_adoption_plan_id'), table_name='plan_adoption')

@@ -1,0 +1,3 @@
+from gridmgr.cli import main
+
+main()

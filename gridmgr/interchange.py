@@ -1,0 +1,128 @@
+"""Read and write the interchange files a city hands us (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridmgr.errors import BadInput
+
+Kind = Literal["areas", "grids", "houses", "people", "businesses", "rentals"]
+KINDS: tuple[str, ...] = ("areas", "grids", "houses", "people", "businesses", "rentals")
+POLYGON_KINDS = ("areas", "grids")
+POINT_KINDS = ("houses", "businesses")
+# CGCS2000 (EPSG:4490) and WGS84 differ by centimetres; both are stored as EPSG:4326.
+ACCEPTED_CRS = (4326, 4490)
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb")
+TABLE_SUFFIXES = (".csv", ".parquet", ".geoparquet")
+
+
+def _suffix(path: Path) -> str:
+    return path.suffix.lower()
+
+
+def read_table(path: str | Path, kind: str, crs: int | None = None) -> pd.DataFrame:
+    """Read an interchange file into a frame: polygons as a `geometry` column, points as lon/lat.
+
+    Every column is read as text first (except geometry) so validation sees what the file
+    says, not what a parser guessed.
+    """
+    path = Path(path)
+    if kind not in KINDS:
+        raise BadInput(f"unknown file kind {kind!r}; use one of {', '.join(KINDS)}")
+    if not path.exists():
+        raise BadInput(f"{path}: no such file")
+    suffix = _suffix(path)
+    try:
+        if suffix == ".csv":
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        elif suffix in (".parquet", ".geoparquet"):
+            try:
+                df = gpd.read_parquet(path)
+            except (ValueError, KeyError):
+                df = pd.read_parquet(path)
+        elif suffix in VECTOR_SUFFIXES:
+            df = gpd.read_file(path, engine="pyogrio")
+        else:
+            raise BadInput(
+                f"{path}: unsupported file type {suffix!r}; use .csv, .geojson, .gpkg, "
+                ".parquet or .shp"
+            )
+    except BadInput:
+        raise
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from exc
+    except Exception as exc:
+        raise BadInput(f"{path}: cannot be read as {suffix} ({exc})") from exc
+    return _normalise(df, path, kind, crs)
+
+
+def _normalise(df: pd.DataFrame, path: Path, kind: str, crs: int | None) -> pd.DataFrame:
+    df.columns = [str(c).strip() for c in df.columns]
+    if isinstance(df, gpd.GeoDataFrame) and df.geometry.name in df.columns:
+        src = df.crs.to_epsg() if df.crs is not None else None
+        epsg = crs or src or 4326
+        if epsg not in ACCEPTED_CRS:
+            df = df.set_crs(epsg, allow_override=True).to_crs(4326)
+        geom = df.geometry.values
+        data = pd.DataFrame(df.drop(columns=df.geometry.name))
+        for col in data.columns:
+            if data[col].dtype == object or pd.api.types.is_string_dtype(data[col]):
+                data[col] = data[col].fillna("").astype(str)
+        if kind in POINT_KINDS and "lon" not in data.columns:
+            pts = np.asarray(geom)
+            is_point = shapely.get_type_id(pts) == 0
+            data["lon"] = np.where(is_point, shapely.get_x(pts), np.nan)
+            data["lat"] = np.where(is_point, shapely.get_y(pts), np.nan)
+        else:
+            data["geometry"] = np.asarray(geom)
+        return data.reset_index(drop=True)
+    if crs is not None and crs not in ACCEPTED_CRS:
+        raise BadInput(
+            f"{path}: --crs {crs} for a lon/lat table is not supported; give lon/lat in "
+            "EPSG:4326 (WGS84) or EPSG:4490 (CGCS2000)"
+        )
+    if kind in POLYGON_KINDS:
+        wkt_col = next((c for c in ("geometry", "wkt", "geom") if c in df.columns), None)
+        if wkt_col is None:
+            raise BadInput(
+                f"{path}: {kind} need polygons: use GeoJSON/GeoPackage, or a CSV with a "
+                "'geometry' column of WKT"
+            )
+        texts = df[wkt_col].astype(str).to_numpy()
+        geoms = shapely.from_wkt(texts, on_invalid="ignore")
+        df = df.drop(columns=[wkt_col])
+        df["geometry"] = geoms
+    return df.reset_index(drop=True)
+
+
+def write_table(df: pd.DataFrame, out: str | Path) -> Path:
+    """Write a frame (GeoDataFrame or lon/lat table) in the format its suffix names."""
+    out = Path(out)
+    if not out.parent.exists():
+        raise BadInput(f"{out}: directory {out.parent} does not exist")
+    suffix = _suffix(out)
+    if suffix == ".csv":
+        frame = pd.DataFrame(df)
+        if isinstance(df, gpd.GeoDataFrame):
+            frame = frame.drop(columns=df.geometry.name)
+            frame["geometry"] = shapely.to_wkt(np.asarray(df.geometry.values), rounding_precision=7)
+        frame.to_csv(out, index=False)
+    elif suffix in (".parquet", ".geoparquet"):
+        df.to_parquet(out, index=False)
+    elif suffix in (".geojson", ".gpkg"):
+        gdf = df
+        if not isinstance(gdf, gpd.GeoDataFrame):
+            gdf = gpd.GeoDataFrame(
+                df, geometry=gpd.points_from_xy(df["lon"], df["lat"]), crs=4326
+            )
+        gdf.to_file(out, driver="GeoJSON" if suffix == ".geojson" else "GPKG", engine="pyogrio")
+    else:
+        raise BadInput(f"{out}: unsupported output type {suffix!r}; use .csv .parquet "
+                       ".geojson or .gpkg")
+    return out

@@ -1,0 +1,174 @@
+"""Per-grid counts: maintained by deltas inside every write, recomputed in full as the check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from gridmgr.store.bulk import bulk_insert, read_frame
+from gridmgr.store.models import GRID_COUNT_COLUMNS
+
+BIG_EMPLOYER_WORKERS = 10  # DESIGN §1: employers with ≥ 10 workers sign an agreement
+
+
+def live_plans(conn: Connection) -> list[int]:
+    """Plans whose links and counts are kept current: the adopted one and the drafts."""
+    rows = conn.execute(text(
+        "SELECT id FROM boundary_plan WHERE status IN ('adopted', 'draft') ORDER BY id"
+    )).scalars().all()
+    return [int(r) for r in rows]
+
+
+def dense_map(keys: np.ndarray, values: np.ndarray, size: int | None = None) -> np.ndarray:
+    """An array indexed by key giving value, -1 where a key has none."""
+    keys = np.asarray(keys, dtype=np.int64)
+    top = int(keys.max()) + 1 if keys.size else 0
+    out = np.full(max(top, size or 0), -1, dtype=np.int64)
+    out[keys] = np.asarray(values, dtype=np.int64)
+    return out
+
+
+def house_grid_map(conn: Connection, plan_id: int) -> np.ndarray:
+    """house_id → grid_pk of a plan as a dense array (-1: unassigned)."""
+    df = read_frame(conn, f"SELECT house_id, grid_pk FROM house_grid WHERE plan_id = {int(plan_id)}",
+                    fast=True)
+    return dense_map(df["house_id"].to_numpy(dtype=np.int64), df["grid_pk"].to_numpy(dtype=np.int64))
+
+
+def _lookup(mapping: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    keys = np.asarray(keys, dtype=np.int64)
+    ok = (keys >= 0) & (keys < mapping.size)
+    out = np.full(keys.size, -1, dtype=np.int64)
+    out[ok] = mapping[keys[ok]]
+    return out
+
+
+def tally(grid_pk: np.ndarray, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Sum each column per grid (rows with grid -1 are dropped); index = grid_pk."""
+    grid_pk = np.asarray(grid_pk, dtype=np.int64)
+    keep = grid_pk >= 0
+    if not keep.any():
+        return pd.DataFrame(columns=list(columns), dtype=np.int64)
+    uniq, inv = np.unique(grid_pk[keep], return_inverse=True)
+    data = {name: np.bincount(inv, weights=np.asarray(vals)[keep], minlength=uniq.size)
+            .round().astype(np.int64) for name, vals in columns.items()}
+    return pd.DataFrame(data, index=pd.Index(uniq, name="grid_pk"))
+
+
+def house_columns(n: int) -> dict[str, np.ndarray]:
+    """Count contributions of n houses."""
+    return {"houses": np.ones(n, dtype=np.int64)}
+
+
+def rental_columns(rental_class: np.ndarray, registered: np.ndarray) -> dict[str, np.ndarray]:
+    """Count contributions of rental records."""
+    cls = np.asarray(rental_class, dtype=object)
+    return {
+        "rental_houses": np.ones(cls.size, dtype=np.int64),
+        "rental_key": (cls == "key").astype(np.int64),
+        "rental_uneasy": (cls == "uneasy").astype(np.int64),
+        "rental_trusted": (cls == "trusted").astype(np.int64),
+        "rental_registered": np.asarray(registered, dtype=bool).astype(np.int64),
+    }
+
+
+def business_columns(workers: np.ndarray) -> dict[str, np.ndarray]:
+    """Count contributions of businesses."""
+    w = np.asarray(workers, dtype=np.int64)
+    return {"businesses": np.ones(w.size, dtype=np.int64), "workers": w,
+            "big_employers": (w >= BIG_EMPLOYER_WORKERS).astype(np.int64)}
+
+
+def person_columns(floating: np.ndarray, registered: np.ndarray, consistent: np.ndarray,
+                   person_class: np.ndarray) -> dict[str, np.ndarray]:
+    """Count contributions of people at their current houses."""
+    fl = np.asarray(floating, dtype=bool)
+    reg = np.asarray(registered, dtype=bool)
+    cls = np.asarray(person_class, dtype=object)
+    return {
+        "residents": np.ones(fl.size, dtype=np.int64),
+        "floating_residents": fl.astype(np.int64),
+        "floating_registered": (fl & reg).astype(np.int64),
+        "registered_persons": reg.astype(np.int64),
+        "consistent_persons": (reg & np.asarray(consistent, dtype=bool)).astype(np.int64),
+        "key_persons": (cls == "key").astype(np.int64),
+        "uneasy_persons": (cls == "uneasy").astype(np.int64),
+    }
+
+
+def apply_deltas(conn: Connection, deltas: pd.DataFrame, sign: int = 1) -> None:
+    """Add (or with sign=-1 subtract) per-grid deltas to the maintained counts."""
+    if deltas.empty:
+        return
+    cols = [c for c in deltas.columns if c in GRID_COUNT_COLUMNS]
+    sets = ", ".join(f"{c} = {c} + :{c}" for c in cols)
+    rows = [
+        {"grid_pk": int(g), **{c: sign * int(v) for c, v in zip(cols, vals, strict=True)}}
+        for g, vals in zip(deltas.index, deltas[cols].to_numpy(), strict=True)
+    ]
+    conn.execute(text(f"UPDATE grid_count SET {sets} WHERE grid_pk = :grid_pk"), rows)
+
+
+def recompute(conn: Connection, plan_id: int) -> pd.DataFrame:
+    """Recompute every count of every grid of a plan from the base tables (the check)."""
+    plan = int(plan_id)
+    grids = read_frame(conn, f"SELECT id FROM grid WHERE plan_id = {plan} ORDER BY id")
+    index = pd.Index(grids["id"].to_numpy(dtype=np.int64), name="grid_pk")
+    total = pd.DataFrame(0, index=index, columns=list(GRID_COUNT_COLUMNS), dtype=np.int64)
+    hg = house_grid_map(conn, plan)
+    houses = read_frame(conn, f"SELECT grid_pk FROM house_grid WHERE plan_id = {plan}", fast=True)
+    parts = [tally(houses["grid_pk"].to_numpy(dtype=np.int64),
+                   house_columns(len(houses)))]
+    rentals = read_frame(conn, "SELECT house_id, rental_class, "
+                               "CASE WHEN registered_on IS NULL THEN 0 ELSE 1 END AS reg "
+                               "FROM rental_record", fast=True)
+    parts.append(tally(_lookup(hg, rentals["house_id"].to_numpy(dtype=np.int64)),
+                       rental_columns(rentals["rental_class"].to_numpy(dtype=object),
+                                      rentals["reg"].to_numpy(dtype=np.int64) == 1)))
+    biz = read_frame(conn, "SELECT bg.grid_pk, b.workers FROM business_grid bg "
+                           f"JOIN business b ON b.id = bg.business_id WHERE bg.plan_id = {plan}",
+                     fast=True)
+    parts.append(tally(biz["grid_pk"].to_numpy(dtype=np.int64),
+                       business_columns(biz["workers"].to_numpy(dtype=np.int64))))
+    people = read_frame(conn, PEOPLE_SQL, fast=True)
+    parts.append(people_tally(hg, people))
+    for part in parts:
+        total = total.add(part.reindex(index, fill_value=0), fill_value=0)
+    return total[list(GRID_COUNT_COLUMNS)].astype(np.int64)
+
+
+PEOPLE_SQL = (
+    "SELECT r.house_id, CASE WHEN p.floating THEN 1 ELSE 0 END AS floating, "
+    "CASE WHEN p.registered_on IS NULL THEN 0 ELSE 1 END AS reg, "
+    "CASE WHEN p.registered_house_id = r.house_id THEN 1 ELSE 0 END AS consistent, "
+    "p.person_class FROM residence r JOIN person p ON p.id = r.person_id "
+    "WHERE r.left_on IS NULL"
+)
+
+
+def people_tally(hg: np.ndarray, people: pd.DataFrame) -> pd.DataFrame:
+    """Per-grid person counts from rows of PEOPLE_SQL and a house→grid map."""
+    return tally(
+        _lookup(hg, people["house_id"].to_numpy(dtype=np.int64)),
+        person_columns(people["floating"].to_numpy(dtype=np.int64) == 1,
+                       people["reg"].to_numpy(dtype=np.int64) == 1,
+                       people["consistent"].to_numpy(dtype=np.int64) == 1,
+                       people["person_class"].to_numpy(dtype=object)),
+    )
+
+
+def write_counts(conn: Connection, plan_id: int, counts: pd.DataFrame) -> None:
+    """Replace the maintained counts of a plan's grids with `counts` (repair / first fill)."""
+    plan = int(plan_id)
+    conn.execute(text("DELETE FROM grid_count WHERE plan_id = :p"), {"p": plan})
+    frame = counts.reset_index().rename(columns={"index": "grid_pk"})
+    frame.insert(1, "plan_id", plan)
+    bulk_insert(conn, "grid_count", frame[["grid_pk", "plan_id", *GRID_COUNT_COLUMNS]])
+
+
+def maintained(conn: Connection, plan_id: int) -> pd.DataFrame:
+    """The maintained counts of a plan's grids, indexed by grid_pk."""
+    df = read_frame(conn, f"SELECT grid_pk, {', '.join(GRID_COUNT_COLUMNS)} FROM grid_count "
+                          f"WHERE plan_id = {int(plan_id)} ORDER BY grid_pk")
+    return df.set_index("grid_pk").astype(np.int64)

@@ -1,0 +1,449 @@
+"""Whole-file validation of interchange frames: every bad row, column and reason, vectorised."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridmgr.errors import BadInput, RowProblem, ValidationReport
+
+# Per check, at most this many rows get their own message; the rest are counted.
+MAX_MESSAGES_PER_CHECK = 2000
+
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "areas": ("code", "name", "level", "geometry"),
+    "grids": ("grid_id", "community_code", "geometry"),
+    "houses": ("source_id", "lon", "lat", "address"),
+    "people": ("source_id", "id_number", "name", "birth_date", "sex", "hukou_code", "arrived_on"),
+    "businesses": ("source_id", "name", "lon", "lat", "workers"),
+    "rentals": ("landlord_id_number", "tenants", "class"),
+}
+LEVELS = ("district", "street", "community")
+PARENT_LEVEL = {"street": "district", "community": "street"}
+TIERS = ("strengthened", "key", "routine")
+CLASSES = ("key", "uneasy", "trusted")
+SEX = {"M": "M", "F": "F", "男": "M", "女": "F", "m": "M", "f": "F", "1": "M", "2": "F"}
+
+
+def _series(kind: str) -> pd.Series:
+    return pd.Series(dtype=kind)
+
+
+@dataclass
+class StoreKeys:
+    """What the store already holds, for reference and duplicate checks.
+
+    Lookups are pandas Series (key → id) so millions of keys resolve by hashing, not loops.
+    """
+
+    source_ids: pd.Index = field(default_factory=lambda: pd.Index([], dtype=object))
+    house_ids_by_source: pd.Series = field(default_factory=lambda: _series("int64"))
+    house_ids_by_code: pd.Series = field(default_factory=lambda: _series("int64"))
+    business_ids_by_source: pd.Series = field(default_factory=lambda: _series("int64"))
+    id_numbers: pd.Index = field(default_factory=lambda: pd.Index([], dtype=object))
+    rented_house_ids: pd.Index = field(default_factory=lambda: pd.Index([], dtype="int64"))
+    area_levels: dict[str, str] = field(default_factory=dict)
+    grid_ids: pd.Index = field(default_factory=lambda: pd.Index([], dtype=object))
+    extent: tuple[float, float, float, float] | None = None  # minx, miny, maxx, maxy of areas
+
+
+@dataclass
+class Checked:
+    """A validated frame: typed columns, `_row` (1-based data row) and the good-row mask."""
+
+    frame: pd.DataFrame
+    good: np.ndarray
+    report: ValidationReport
+
+
+class _Checker:
+    def __init__(self, df: pd.DataFrame, kind: str) -> None:
+        self.df = df
+        self.kind = kind
+        self.bad = np.zeros(len(df), dtype=bool)
+        self.report = ValidationReport(kind=kind, rows=len(df))
+
+    def flag(
+        self,
+        mask: np.ndarray,
+        column: str,
+        reason: str | Callable[[int], str],
+        warn: bool = False,
+    ) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        idx = np.flatnonzero(mask)
+        if idx.size == 0:
+            return
+        if not warn:
+            self.bad |= mask
+        target = self.report.warnings if warn else self.report.problems
+        for i in idx[:MAX_MESSAGES_PER_CHECK]:
+            text = reason(int(i)) if callable(reason) else reason
+            target.append(RowProblem(int(i) + 1, column, text))
+        if idx.size > MAX_MESSAGES_PER_CHECK:
+            target.append(
+                RowProblem(int(idx[MAX_MESSAGES_PER_CHECK]) + 1, column,
+                           f"and {idx.size - MAX_MESSAGES_PER_CHECK} more rows with this problem")
+            )
+
+    def text(self, col: str) -> np.ndarray:
+        if col not in self.df.columns:
+            return np.full(len(self.df), "", dtype=object)
+        s = self.df[col]
+        return s.fillna("").astype(str).str.strip().to_numpy(dtype=object)
+
+    def required_text(self, col: str) -> np.ndarray:
+        vals = self.text(col)
+        self.flag(vals == "", col, "missing value")
+        return vals
+
+    def number(self, col: str, required: bool, integer: bool = False,
+               minimum: float | None = None) -> np.ndarray:
+        raw = self.text(col)
+        num = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=float)
+        empty = raw == ""
+        if required:
+            self.flag(empty, col, "missing value")
+        self.flag(~empty & np.isnan(num), col, lambda i: f"{raw[i]!r} is not a number")
+        if integer:
+            frac = ~np.isnan(num) & (num != np.floor(num))
+            self.flag(frac, col, lambda i: f"{raw[i]!r} is not a whole number")
+        if minimum is not None:
+            low = ~np.isnan(num) & (num < minimum)
+            self.flag(low, col, lambda i: f"{raw[i]} is below the minimum {minimum:g}")
+        return num
+
+    def date(self, col: str, required: bool) -> np.ndarray:
+        raw = self.text(col)
+        parsed = pd.to_datetime(pd.Series(raw), errors="coerce", format="mixed")
+        vals = parsed.to_numpy(dtype="datetime64[D]")
+        empty = raw == ""
+        if required:
+            self.flag(empty, col, "missing value")
+        self.flag(~empty & np.isnat(vals), col,
+                  lambda i: f"{raw[i]!r} is not a date (use YYYY-MM-DD)")
+        return vals
+
+    def choice(self, col: str, allowed: tuple[str, ...], required: bool,
+               default: str | None = None) -> np.ndarray:
+        raw = self.text(col)
+        vals = np.char.lower(raw.astype(str)).astype(object)
+        empty = vals == ""
+        if required:
+            self.flag(empty, col, "missing value")
+        elif default is not None:
+            vals[empty] = default
+            empty = np.zeros(len(vals), dtype=bool)
+        wrong = ~empty & ~np.isin(vals, allowed)
+        self.flag(wrong, col, lambda i: f"{raw[i]!r} is not one of {', '.join(allowed)}")
+        return vals
+
+    def unique(self, vals: np.ndarray, col: str, existing: pd.Index | None = None,
+               what: str = "") -> None:
+        s = pd.Series(vals)
+        nonempty = s != ""
+        dup = (s.duplicated(keep="first") & nonempty).to_numpy()
+        if dup.any():
+            first = s[nonempty].drop_duplicates(keep="first")
+            first_row = pd.Series(first.index.to_numpy() + 1, index=first.to_numpy())
+            self.flag(dup, col, lambda i: f"duplicate {col} {vals[i]!r} (first on row "
+                                           f"{int(first_row[vals[i]])})")
+        if existing is not None and len(existing):
+            there = nonempty.to_numpy() & s.isin(existing).to_numpy()
+            self.flag(there, col, lambda i: f"{col} {vals[i]!r} is already {what or 'loaded'}")
+
+    def finish(self, frame: pd.DataFrame) -> Checked:
+        frame = frame.copy()
+        frame["_row"] = np.arange(1, len(frame) + 1)
+        return Checked(frame=frame, good=~self.bad, report=self.report)
+
+
+def _missing_columns(df: pd.DataFrame, kind: str) -> None:
+    cols = set(df.columns)
+    missing = [c for c in REQUIRED[kind] if c not in cols]
+    if kind in ("rentals",) and not ({"house_source_id", "house_code"} & cols):
+        missing.append("house_source_id or house_code")
+    if kind == "people" and not ({"house_source_id", "house_code"} & cols):
+        missing.append("house_source_id or house_code")
+    if missing:
+        raise BadInput(
+            f"{kind} file lacks column(s) {', '.join(missing)}; it has {', '.join(map(str, df.columns))}"
+        )
+
+
+def _check_lonlat(c: _Checker, keys: StoreKeys) -> tuple[np.ndarray, np.ndarray]:
+    lon = c.number("lon", required=True)
+    lat = c.number("lat", required=True)
+    ok = ~np.isnan(lon) & ~np.isnan(lat)
+    lat_bad = ok & (np.abs(lat) > 90)
+    lon_bad = ok & (np.abs(lon) > 180)
+    swapped_range = lat_bad & (np.abs(lon) <= 90) & (np.abs(lat) <= 180)
+    c.flag(swapped_range, "lat", lambda i: f"latitude {lat[i]} is out of range and lon {lon[i]} "
+                                             "would be a valid latitude: lon and lat look swapped")
+    c.flag(lat_bad & ~swapped_range, "lat", lambda i: f"latitude {lat[i]} is out of range "
+                                                         "-90..90")
+    c.flag(lon_bad, "lon", lambda i: f"longitude {lon[i]} is out of range -180..180")
+    if keys.extent is not None:
+        minx, miny, maxx, maxy = keys.extent
+        pad = 0.5
+        inside = (lon >= minx - pad) & (lon <= maxx + pad) & (lat >= miny - pad) & (lat <= maxy + pad)
+        swapped_in = (lat >= minx - pad) & (lat <= maxx + pad) & (lon >= miny - pad) & (lon <= maxy + pad)
+        swapped = ok & ~lat_bad & ~lon_bad & ~inside & swapped_in
+        c.flag(swapped, "lon", lambda i: f"({lon[i]}, {lat[i]}) is far outside the loaded areas "
+                                           "but inside them with lon and lat swapped")
+    zero = ok & (lon == 0) & (lat == 0)
+    c.flag(zero, "lon", "coordinates are 0,0 (a missing location?)")
+    return lon, lat
+
+
+def _check_polygons(c: _Checker, geoms: np.ndarray) -> np.ndarray:
+    geoms = np.asarray(geoms, dtype=object)
+    missing = np.array([g is None for g in geoms], dtype=bool) | shapely.is_missing(geoms)
+    c.flag(missing, "geometry", "missing or unreadable geometry")
+    present = ~missing
+    types = np.full(len(geoms), -1)
+    types[present] = shapely.get_type_id(geoms[present])
+    not_poly = present & ~np.isin(types, [3, 6])
+    c.flag(not_poly, "geometry", lambda i: f"a {shapely.get_type_id(geoms[i])} geometry type "
+           f"({geoms[i].geom_type}) where a Polygon or MultiPolygon is needed")
+    poly = present & ~not_poly
+    valid = np.ones(len(geoms), dtype=bool)
+    valid[poly] = shapely.is_valid(geoms[poly])
+    invalid = poly & ~valid
+    c.flag(invalid, "geometry", lambda i: "invalid polygon: "
+           f"{shapely.is_valid_reason(geoms[i])} (fix it, e.g. with ST_MakeValid or "
+           "QGIS 'Fix geometries')")
+    empty = poly & valid & shapely.is_empty(np.where(poly, geoms, None))
+    c.flag(empty, "geometry", "empty polygon")
+    out = np.where(poly & valid, geoms, None)
+    single = poly & valid & (types == 3)
+    out[single] = shapely.multipolygons(out[single].reshape(-1, 1).tolist()) if single.any() else []
+    return out
+
+
+def check_areas(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+    """Validate an admin-areas file: codes, levels, parents and polygons."""
+    _missing_columns(df, "areas")
+    c = _Checker(df, "areas")
+    code = c.required_text("code")
+    c.unique(code, "code", pd.Index(list(keys.area_levels)), "loaded")
+    name = c.required_text("name")
+    level = c.choice("level", LEVELS, required=True)
+    parent = c.text("parent_code")
+    known = dict(keys.area_levels)
+    known.update({str(k): str(v) for k, v in zip(code, level, strict=True) if k})
+    needs_parent = np.isin(level, ["street", "community"])
+    c.flag(needs_parent & (parent == ""), "parent_code", lambda i: f"a {level[i]} needs a parent")
+    has_parent = needs_parent & (parent != "")
+    parent_level = np.array([known.get(str(p), "") for p in parent], dtype=object)
+    expected = np.array([PARENT_LEVEL.get(str(lv), "") for lv in level], dtype=object)
+    c.flag(has_parent & (parent_level == ""), "parent_code",
+           lambda i: f"parent {parent[i]!r} is neither in this file nor loaded")
+    c.flag(has_parent & (parent_level != "") & (parent_level != expected), "parent_code",
+           lambda i: f"parent {parent[i]!r} is a {parent_level[i]}, a {level[i]} needs a "
+                     f"{expected[i]}")
+    geom = _check_polygons(c, df["geometry"].to_numpy())
+    frame = pd.DataFrame({"code": code, "name": name, "level": level, "parent_code": parent,
+                          "geometry": geom})
+    return c.finish(frame)
+
+
+def check_grids(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+    """Validate a grids file: ids, communities, tiers, co-managers and polygons."""
+    _missing_columns(df, "grids")
+    c = _Checker(df, "grids")
+    grid_id = c.required_text("grid_id")
+    c.unique(grid_id, "grid_id", keys.grid_ids, "a grid of the adopted plan")
+    community = c.required_text("community_code")
+    lv = np.array([keys.area_levels.get(str(x), "") for x in community], dtype=object)
+    c.flag((community != "") & (lv == ""), "community_code",
+           lambda i: f"community {community[i]!r} is not loaded (load areas first)")
+    c.flag((community != "") & (lv != "") & (lv != "community"), "community_code",
+           lambda i: f"{community[i]!r} is a {lv[i]}, not a community")
+    tier = c.text("tier")
+    tier_l = np.char.lower(tier.astype(str)).astype(object)
+    c.flag((tier_l != "") & ~np.isin(tier_l, TIERS), "tier",
+           lambda i: f"{tier[i]!r} is not one of {', '.join(TIERS)}")
+    co = c.number("co_managers", required=False, integer=True, minimum=0)
+    geom = _check_polygons(c, df["geometry"].to_numpy())
+    frame = pd.DataFrame({
+        "grid_id": grid_id, "community_code": community,
+        "tier": np.where(tier_l == "", None, tier_l),
+        "police_area": np.where(c.text("police_area") == "", None, c.text("police_area")),
+        "co_managers_assigned": np.nan_to_num(co, nan=0).astype(np.int64),
+        "geometry": geom,
+    })
+    return c.finish(frame)
+
+
+def check_houses(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+    """Validate a houses file: ids, coordinates, addresses, codes and address parts."""
+    from gridmgr import codes
+
+    _missing_columns(df, "houses")
+    c = _Checker(df, "houses")
+    source_id = c.required_text("source_id")
+    c.unique(source_id, "source_id", keys.source_ids)
+    lon, lat = _check_lonlat(c, keys)
+    address = c.required_text("address")
+    code_raw = c.text("house_code")
+    has_code = code_raw != ""
+    reasons = np.full(len(df), None, dtype=object)
+    if has_code.any():
+        reasons[has_code] = codes.code_problems(code_raw[has_code].astype(str))
+    c.flag(has_code & (reasons != None), "house_code",  # noqa: E711 (elementwise)
+           lambda i: f"house code {code_raw[i]!r} is invalid: {reasons[i]}")
+    canon = np.where(has_code, np.char.replace(np.char.replace(
+        np.char.upper(code_raw.astype(str)), "-", ""), " ", ""), "").astype(object)
+    c.unique(canon, "house_code", keys.house_ids_by_code.index, "used by another house")
+    building = c.number("building", required=False, integer=True, minimum=0)
+    unit = c.number("unit", required=False, integer=True, minimum=0)
+    room = c.number("room", required=False, integer=True, minimum=0)
+    c.flag(building > 9999, "building", "building number above 9999 cannot be coded")
+    c.flag(unit > 99, "unit", "unit number above 99 cannot be coded")
+    c.flag(room > 9999, "room", "room number above 9999 cannot be coded")
+    area_m2 = c.number("area_m2", required=False, minimum=0)
+    frame = pd.DataFrame({
+        "source_id": source_id, "lon": lon, "lat": lat, "address": address,
+        "house_code": np.where(canon == "", None, canon),
+        "building": building, "unit": unit, "room": room, "area_m2": area_m2,
+        "use": np.where(c.text("use") == "", None, c.text("use")),
+    })
+    return c.finish(frame)
+
+
+def _house_refs(c: _Checker, keys: StoreKeys) -> np.ndarray:
+    """Resolve house_source_id / house_code columns to store house ids (-1 unknown)."""
+    src = c.text("house_source_id")
+    code = np.char.replace(np.char.upper(c.text("house_code").astype(str)), "-", "").astype(object)
+    ids = pd.Series(src).map(keys.house_ids_by_source)
+    ids = ids.fillna(pd.Series(code).map(keys.house_ids_by_code)).fillna(-1)
+    ids = ids.to_numpy(dtype=np.int64)
+    none = (src == "") & (code == "")
+    c.flag(none, "house_source_id", "missing value (give house_source_id or house_code)")
+    unknown = ~none & (ids < 0)
+    c.flag(unknown, "house_source_id" if (src != "").any() else "house_code",
+           lambda i: f"house {src[i] or code[i]!r} is not loaded (load houses first)")
+    return ids
+
+
+def _check_id_numbers(c: _Checker, col: str, required: bool) -> np.ndarray:
+    from gridmgr.idnumber import id_number_problems
+
+    vals = c.required_text(col) if required else c.text(col)
+    upper = np.char.upper(vals.astype(str)).astype(object)
+    present = upper != ""
+    probs = np.full(len(upper), None, dtype=object)
+    if present.any():
+        probs[present] = id_number_problems(upper[present].astype(str))
+    c.flag(present & (probs != None), col,  # noqa: E711 (elementwise)
+           lambda i: f"ID number {vals[i]!r} fails GB 11643: {probs[i]}")
+    return upper
+
+
+def check_people(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+    """Validate a people file: identities, dates, classes and house references."""
+    _missing_columns(df, "people")
+    c = _Checker(df, "people")
+    source_id = c.required_text("source_id")
+    c.unique(source_id, "source_id", keys.source_ids)
+    id_number = _check_id_numbers(c, "id_number", required=True)
+    c.unique(id_number, "id_number", keys.id_numbers, "held by another person")
+    name = c.required_text("name")
+    phone = c.text("phone")
+    bad_phone = (phone != "") & ~pd.Series(phone).str.fullmatch(r"\+?[0-9\- ]{5,20}").to_numpy()
+    c.flag(bad_phone, "phone", lambda i: f"{phone[i]!r} is not a phone number")
+    birth = c.date("birth_date", required=True)
+    sex_raw = c.required_text("sex")
+    sex = pd.Series(sex_raw).map(SEX).to_numpy(dtype=object)
+    c.flag((sex_raw != "") & pd.isna(sex), "sex", lambda i: f"{sex_raw[i]!r} is not M or F")
+    hukou = c.required_text("hukou_code")
+    c.flag((hukou != "") & ~pd.Series(hukou).str.fullmatch(r"\d{6}").to_numpy(), "hukou_code",
+           lambda i: f"{hukou[i]!r} is not a 6-digit adcode")
+    house_id = _house_refs(c, keys)
+    arrived = c.date("arrived_on", required=True)
+    today = np.datetime64("today", "D")
+    c.flag(~np.isnat(arrived) & (arrived > today), "arrived_on",
+           lambda i: f"{arrived[i]} is in the future")
+    c.flag(~np.isnat(arrived) & ~np.isnat(birth) & (arrived < birth), "arrived_on",
+           lambda i: f"arrived {arrived[i]} before birth {birth[i]}")
+    pclass = c.choice("person_class", CLASSES, required=False, default="trusted")
+    registered_on = c.date("registered_on", required=False)
+    reg_src = c.text("registered_house_source_id")
+    reg_house = pd.Series(reg_src).map(keys.house_ids_by_source)
+    reg_house_id = reg_house.fillna(-1).to_numpy(dtype=np.int64)
+    c.flag((reg_src != "") & (reg_house_id < 0), "registered_house_source_id",
+           lambda i: f"house {reg_src[i]!r} is not loaded")
+    biz_src = c.text("business_source_id")
+    biz = pd.Series(biz_src).map(keys.business_ids_by_source)
+    biz_id = biz.fillna(-1).to_numpy(dtype=np.int64)
+    c.flag((biz_src != "") & (biz_id < 0), "business_source_id",
+           lambda i: f"business {biz_src[i]!r} is not loaded (load businesses first)")
+    # The ID number's birth date must agree with birth_date.
+    id_birth = pd.to_datetime(pd.Series(id_number).str.slice(6, 14), format="%Y%m%d",
+                              errors="coerce").to_numpy(dtype="datetime64[D]")
+    mismatch = ~np.isnat(id_birth) & ~np.isnat(birth) & (id_birth != birth)
+    c.flag(mismatch, "birth_date",
+           lambda i: f"{birth[i]} differs from the ID number's birth date {id_birth[i]}")
+    frame = pd.DataFrame({
+        "source_id": source_id, "id_number": id_number, "name": name,
+        "phone": np.where(phone == "", None, phone), "birth_date": birth, "sex": sex,
+        "hukou_code": hukou, "house_id": house_id, "arrived_on": arrived,
+        "person_class": pclass, "registered_on": registered_on,
+        "registered_house_id": np.where(reg_src == "", house_id, reg_house_id),
+        "business_id": biz_id,
+    })
+    return c.finish(frame)
+
+
+def check_businesses(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+    """Validate a businesses file: ids, names, coordinates and worker counts."""
+    _missing_columns(df, "businesses")
+    c = _Checker(df, "businesses")
+    source_id = c.required_text("source_id")
+    c.unique(source_id, "source_id", keys.business_ids_by_source.index)
+    name = c.required_text("name")
+    lon, lat = _check_lonlat(c, keys)
+    workers = c.number("workers", required=True, integer=True, minimum=0)
+    frame = pd.DataFrame({"source_id": source_id, "name": name, "lon": lon, "lat": lat,
+                          "workers": np.nan_to_num(workers).astype(np.int64)})
+    return c.finish(frame)
+
+
+def check_rentals(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+    """Validate a rentals file: houses, landlords, tenants, class and registration date."""
+    _missing_columns(df, "rentals")
+    c = _Checker(df, "rentals")
+    house_id = _house_refs(c, keys)
+    known = house_id >= 0
+    dup = known & pd.Series(house_id).duplicated(keep="first").to_numpy()
+    c.flag(dup, "house_source_id", "the same house is let twice in this file")
+    already = known & pd.Series(house_id).isin(keys.rented_house_ids).to_numpy()
+    c.flag(already, "house_source_id", "this house already has a rental record")
+    landlord = _check_id_numbers(c, "landlord_id_number", required=True)
+    tenants = c.number("tenants", required=True, integer=True, minimum=0)
+    klass = c.choice("class", CLASSES, required=True)
+    registered_on = c.date("registered_on", required=False)
+    frame = pd.DataFrame({"house_id": house_id, "landlord_id_number": landlord,
+                          "tenants": np.nan_to_num(tenants).astype(np.int64),
+                          "rental_class": klass, "registered_on": registered_on})
+    return c.finish(frame)
+
+
+CHECKS: dict[str, Callable[[pd.DataFrame, StoreKeys], Checked]] = {
+    "areas": check_areas,
+    "grids": check_grids,
+    "houses": check_houses,
+    "people": check_people,
+    "businesses": check_businesses,
+    "rentals": check_rentals,
+}
+
+
+def check(kind: str, df: pd.DataFrame, keys: StoreKeys) -> Checked:
+    """Validate a frame of the given kind against what the store already holds."""
+    return CHECKS[kind](df, keys)
