@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 
@@ -18,7 +18,7 @@ class Step(Protocol):
 class Reporter(Protocol):
     """Something that can show steps of a long job."""
 
-    def step(self, description: str, total: int | None) -> Iterator[Step]:
+    def step(self, description: str, total: int | None) -> AbstractContextManager[Step]:
         """Run one step with a bar of `total` units."""
 
 

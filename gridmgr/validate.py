@@ -29,6 +29,18 @@ CLASSES = ("key", "uneasy", "trusted")
 SEX = {"M": "M", "F": "F", "男": "M", "女": "F", "m": "M", "f": "F", "1": "M", "2": "F"}
 
 
+def masked(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """An object array of `values` with None where `mask` holds."""
+    out = np.asarray(values, dtype=object).copy()
+    out[np.asarray(mask, dtype=bool)] = None
+    return out
+
+
+def blank_to_none(values: np.ndarray) -> np.ndarray:
+    """An object array with None for empty strings."""
+    return masked(values, np.asarray(values, dtype=object) == "")
+
+
 def _series(kind: str) -> pd.Series:
     return pd.Series(dtype=kind)
 
@@ -171,7 +183,8 @@ def _missing_columns(df: pd.DataFrame, kind: str) -> None:
         missing.append("house_source_id or house_code")
     if missing:
         raise BadInput(
-            f"{kind} file lacks column(s) {', '.join(missing)}; it has {', '.join(map(str, df.columns))}"
+            f"{kind} file lacks column(s) {', '.join(missing)}; "
+            f"it has {', '.join(map(str, df.columns))}"
         )
 
 
@@ -190,8 +203,11 @@ def _check_lonlat(c: _Checker, keys: StoreKeys) -> tuple[np.ndarray, np.ndarray]
     if keys.extent is not None:
         minx, miny, maxx, maxy = keys.extent
         pad = 0.5
-        inside = (lon >= minx - pad) & (lon <= maxx + pad) & (lat >= miny - pad) & (lat <= maxy + pad)
-        swapped_in = (lat >= minx - pad) & (lat <= maxx + pad) & (lon >= miny - pad) & (lon <= maxy + pad)
+        def within(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return (x >= minx - pad) & (x <= maxx + pad) & (y >= miny - pad) & (y <= maxy + pad)
+
+        inside = within(lon, lat)
+        swapped_in = within(lat, lon)
         swapped = ok & ~lat_bad & ~lon_bad & ~inside & swapped_in
         c.flag(swapped, "lon", lambda i: f"({lon[i]}, {lat[i]}) is far outside the loaded areas "
                                            "but inside them with lon and lat swapped")
@@ -217,9 +233,9 @@ def _check_polygons(c: _Checker, geoms: np.ndarray) -> np.ndarray:
     c.flag(invalid, "geometry", lambda i: "invalid polygon: "
            f"{shapely.is_valid_reason(geoms[i])} (fix it, e.g. with ST_MakeValid or "
            "QGIS 'Fix geometries')")
-    empty = poly & valid & shapely.is_empty(np.where(poly, geoms, None))
+    empty = poly & valid & shapely.is_empty(masked(geoms, ~poly))
     c.flag(empty, "geometry", "empty polygon")
-    out = np.where(poly & valid, geoms, None)
+    out = masked(geoms, ~(poly & valid))
     single = poly & valid & (types == 3)
     out[single] = shapely.multipolygons(out[single].reshape(-1, 1).tolist()) if single.any() else []
     return out
@@ -272,8 +288,8 @@ def check_grids(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     geom = _check_polygons(c, df["geometry"].to_numpy())
     frame = pd.DataFrame({
         "grid_id": grid_id, "community_code": community,
-        "tier": np.where(tier_l == "", None, tier_l),
-        "police_area": np.where(c.text("police_area") == "", None, c.text("police_area")),
+        "tier": blank_to_none(tier_l),
+        "police_area": blank_to_none(c.text("police_area")),
         "co_managers_assigned": np.nan_to_num(co, nan=0).astype(np.int64),
         "geometry": geom,
     })
@@ -309,9 +325,9 @@ def check_houses(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     area_m2 = c.number("area_m2", required=False, minimum=0)
     frame = pd.DataFrame({
         "source_id": source_id, "lon": lon, "lat": lat, "address": address,
-        "house_code": np.where(canon == "", None, canon),
+        "house_code": blank_to_none(canon),
         "building": building, "unit": unit, "room": room, "area_m2": area_m2,
-        "use": np.where(c.text("use") == "", None, c.text("use")),
+        "use": blank_to_none(c.text("use")),
     })
     return c.finish(frame)
 
@@ -391,7 +407,7 @@ def check_people(df: pd.DataFrame, keys: StoreKeys) -> Checked:
            lambda i: f"{birth[i]} differs from the ID number's birth date {id_birth[i]}")
     frame = pd.DataFrame({
         "source_id": source_id, "id_number": id_number, "name": name,
-        "phone": np.where(phone == "", None, phone), "birth_date": birth, "sex": sex,
+        "phone": blank_to_none(phone), "birth_date": birth, "sex": sex,
         "hukou_code": hukou, "house_id": house_id, "arrived_on": arrived,
         "person_class": pclass, "registered_on": registered_on,
         "registered_house_id": np.where(reg_src == "", house_id, reg_house_id),

@@ -48,6 +48,10 @@ def _pg_values(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _missing(v: object) -> bool:
+    return v is None or v is pd.NaT or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+
+
 def _sqlite_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     cols = []
     for col in frame.columns:
@@ -62,8 +66,7 @@ def _sqlite_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
         elif pd.api.types.is_integer_dtype(s) or s.dtype == bool:
             cols.append(s.tolist())
         else:
-            cols.append([None if (v is None or v is pd.NaT or (isinstance(v, float) and np.isnan(v)))
-                         else v for v in s.tolist()])
+            cols.append([None if _missing(v) else v for v in s.tolist()])
     return list(zip(*cols, strict=True))
 
 
@@ -129,6 +132,21 @@ def _insert_sqlite(conn: Connection, table: str, part: pd.DataFrame, cols: list[
     cur = raw.cursor()
     cur.executemany(sql, rows)
     cur.close()
+
+
+def _wkb_bytes(v: object) -> bytes:
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v)
+    text_ = str(v)
+    return bytes.fromhex(text_[2:] if text_.startswith("\\x") else text_)
+
+
+def geometries(values: Any) -> np.ndarray:
+    """Shapely geometries from a column of WKB as the driver returns it (bytes or hex)."""
+    vals = list(values)
+    if not vals:
+        return np.empty(0, dtype=object)
+    return np.asarray(shapely.from_wkb([_wkb_bytes(v) for v in vals]), dtype=object)
 
 
 def read_frame(conn: Connection, sql: str, params: dict[str, Any] | None = None, *,

@@ -31,9 +31,10 @@ def dense_map(keys: np.ndarray, values: np.ndarray, size: int | None = None) -> 
 
 def house_grid_map(conn: Connection, plan_id: int) -> np.ndarray:
     """house_id → grid_pk of a plan as a dense array (-1: unassigned)."""
-    df = read_frame(conn, f"SELECT house_id, grid_pk FROM house_grid WHERE plan_id = {int(plan_id)}",
-                    fast=True)
-    return dense_map(df["house_id"].to_numpy(dtype=np.int64), df["grid_pk"].to_numpy(dtype=np.int64))
+    df = read_frame(conn, "SELECT house_id, grid_pk FROM house_grid "
+                          f"WHERE plan_id = {int(plan_id)}", fast=True)
+    return dense_map(df["house_id"].to_numpy(dtype=np.int64),
+                     df["grid_pk"].to_numpy(dtype=np.int64))
 
 
 def _lookup(mapping: np.ndarray, keys: np.ndarray) -> np.ndarray:

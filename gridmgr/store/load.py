@@ -13,16 +13,16 @@ from sqlalchemy import Connection, Engine, text
 
 from gridmgr import codes
 from gridmgr.assign import assign_points
-from gridmgr.geo import area_km2
 from gridmgr.errors import BadInput, RowProblem, ValidationFailed, ValidationReport
+from gridmgr.geo import area_km2
 from gridmgr.interchange import read_table
 from gridmgr.progress import Quiet, Reporter
 from gridmgr.store import counts
-from gridmgr.store.bulk import allocate_ids, bulk_insert, read_frame
+from gridmgr.store.bulk import allocate_ids, bulk_insert, geometries, read_frame
 from gridmgr.store.models import GRID_COUNT_COLUMNS
 from gridmgr.store.plans import adopted_plan_id, ensure_adopted_plan, plan_grids
 from gridmgr.store.schema import upgrade
-from gridmgr.validate import StoreKeys, check
+from gridmgr.validate import StoreKeys, check, masked
 
 ORDER_HINT = "load areas, then grids, houses, businesses, people and rentals"
 
@@ -118,7 +118,7 @@ def load_file(engine: Engine, kind: str, path: str | Path, *, crs: int | None = 
 def load_frame(engine: Engine, kind: str, frame: pd.DataFrame, *, skip_bad: bool = False,
                report_path: Path | None = None, reporter: Reporter | None = None) -> LoadResult:
     """Validate a frame against the store and write its rows in one transaction."""
-    reporter = reporter or Quiet()
+    rep: Reporter = reporter or Quiet()
     upgrade(engine)
     with engine.begin() as conn:
         keys = store_keys(conn, kind)
@@ -128,7 +128,7 @@ def load_frame(engine: Engine, kind: str, frame: pd.DataFrame, *, skip_bad: bool
         writer = WRITERS[kind]
         result = LoadResult(kind=kind, rows=len(frame), loaded=0, report=report,
                             rejected_rows=report.bad_rows)
-        extra = writer(conn, good, report, reporter, result, dry=True)
+        extra = writer(conn, good, report, rep, result, dry=True)
         if report.problems and not skip_bad:
             if report_path is not None:
                 result.report_path = write_report(report, report_path)
@@ -138,7 +138,7 @@ def load_frame(engine: Engine, kind: str, frame: pd.DataFrame, *, skip_bad: bool
         if extra is not None:
             good = good[extra].reset_index(drop=True)
         result.rejected_rows = report.bad_rows
-        writer(conn, good, report, reporter, result, dry=False)
+        writer(conn, good, report, rep, result, dry=False)
         result.loaded = len(good)
     if report_path is not None and (report.problems or report.warnings):
         result.report_path = write_report(report, report_path)
@@ -186,19 +186,12 @@ def _write_grids(conn: Connection, good: pd.DataFrame, report: ValidationReport,
 def _communities(conn: Connection) -> tuple[np.ndarray, np.ndarray]:
     df = read_frame(conn, "SELECT code, ST_AsBinary(geom) AS wkb FROM admin_area "
                           "WHERE level = 'community' ORDER BY code")
-    geoms = shapely.from_wkb(df["wkb"].map(_as_bytes).to_numpy()) if len(df) else np.empty(0)
+    geoms = geometries(df["wkb"])
     return df["code"].astype(str).to_numpy(dtype=object), geoms
 
 
-def _as_bytes(v: object) -> bytes:
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return bytes(v)
-    s = str(v)
-    return bytes.fromhex(s[2:] if s.startswith("\\x") else s)
-
-
 def community_of_points(conn: Connection, lon: np.ndarray, lat: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray]:
+                        ) -> tuple[np.ndarray, np.ndarray]:  # (codes, outside flags)
     """Community code covering each point, and a flag for points outside every community.
 
     A point outside every community (coarse boundary files) gets the nearest community, so
@@ -218,7 +211,8 @@ def community_of_points(conn: Connection, lon: np.ndarray, lat: np.ndarray
         fill[nearest[0]] = nearest[1]
         idx = idx.copy()
         idx[outside] = fill
-    return np.where(idx >= 0, names[np.maximum(idx, 0)], None), outside
+    codes_out = masked(names[np.maximum(idx, 0)], idx < 0)
+    return codes_out, np.asarray(outside, dtype=bool)
 
 
 def _issue_codes(conn: Connection, good: pd.DataFrame, community: np.ndarray) -> np.ndarray:
@@ -437,10 +431,10 @@ def assign_plan(conn: Connection, plan_id: int, reporter: Reporter | None = None
     import time
 
     t0 = time.perf_counter()
-    reporter = reporter or Quiet()
+    rep: Reporter = reporter or Quiet()
     idx_to_pk, geoms, _ = plan_grids(conn, plan_id)
     houses = read_frame(conn, "SELECT id, source_id, lon, lat FROM house ORDER BY id")
-    with reporter.step("assigning houses to grids", len(houses)) as bar:
+    with rep.step("assigning houses to grids", len(houses)) as bar:
         gi = assign_points(houses["lon"].to_numpy(dtype=float),
                            houses["lat"].to_numpy(dtype=float), geoms)
         bar.advance(len(houses))
@@ -450,7 +444,7 @@ def assign_plan(conn: Connection, plan_id: int, reporter: Reporter | None = None
     conn.execute(text("DELETE FROM house_grid WHERE plan_id = :p"), {"p": plan_id})
     bulk_insert(conn, "house_grid", pd.DataFrame({
         "plan_id": plan_id, "house_id": houses["id"].to_numpy(dtype=np.int64)[ok],
-        "grid_pk": pk[ok]}), reporter=reporter, label="linking houses to grids")
+        "grid_pk": pk[ok]}), reporter=rep, label="linking houses to grids")
     biz = read_frame(conn, "SELECT id, lon, lat FROM business ORDER BY id")
     bgi = assign_points(biz["lon"].to_numpy(dtype=float), biz["lat"].to_numpy(dtype=float),
                         geoms) if len(geoms) else np.full(len(biz), -1)

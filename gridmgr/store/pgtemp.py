@@ -89,7 +89,8 @@ def _run_as(user: str, cmd: list[str], check: bool = True) -> subprocess.Complet
     return subprocess.run(cmd, check=check, capture_output=True, text=True)
 
 
-def start_cluster(shared_buffers: str = "128MB", extra: dict[str, str] | None = None) -> TempCluster:
+def start_cluster(shared_buffers: str = "128MB",
+                  extra: dict[str, str] | None = None) -> TempCluster:
     """Initialise and start a cluster on a free loopback port (fsync off), ready to use."""
     bindir = find_pg_bindir()
     if bindir is None:

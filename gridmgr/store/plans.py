@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-import shapely
 from sqlalchemy import Connection, text
 
-from gridmgr.store.bulk import read_frame
+from gridmgr.store.bulk import geometries, read_frame
 
 BASE_PLAN = "base"
 
@@ -43,6 +42,5 @@ def plan_grids(conn: Connection, plan_id: int) -> tuple[np.ndarray, np.ndarray, 
                           "WHERE plan_id = :p ORDER BY grid_id", {"p": int(plan_id)})
     if df.empty:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=object), np.empty(0, dtype=object)
-    wkb = [bytes(v) if not isinstance(v, str) else bytes.fromhex(v) for v in df["wkb"]]
-    return (df["id"].to_numpy(dtype=np.int64), shapely.from_wkb(wkb),
+    return (df["id"].to_numpy(dtype=np.int64), geometries(df["wkb"]),
             df["grid_id"].astype(str).to_numpy(dtype=object))

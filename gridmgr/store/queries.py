@@ -5,12 +5,11 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from sqlalchemy import Connection
 
 from gridmgr.errors import BadInput, NotFound
 from gridmgr.settings import TierSettings, WorkloadSettings
-from gridmgr.store.bulk import read_frame
+from gridmgr.store.bulk import geometries, read_frame
 from gridmgr.store.models import GRID_COUNT_COLUMNS
 from gridmgr.store.plans import adopted_plan_id
 from gridmgr.workload import Level, derive_workload, rollup, staffing
@@ -54,12 +53,8 @@ def areas_geoframe(conn: Connection) -> gpd.GeoDataFrame:
     """Every admin area with its boundary, as a GeoDataFrame in EPSG:4326."""
     df = read_frame(conn, "SELECT code, name, level, parent_code, ST_AsBinary(geom) AS wkb "
                           "FROM admin_area ORDER BY code", {})
-    geom = shapely.from_wkb([_bytes(v) for v in df.pop("wkb")])
+    geom = geometries(df.pop("wkb"))
     return gpd.GeoDataFrame(df, geometry=geom, crs=4326)
-
-
-def _bytes(v: object) -> bytes:
-    return v if isinstance(v, bytes) else bytes(v)  # type: ignore[arg-type]
 
 
 def grids_geoframe(conn: Connection, plan_id: int | None = None) -> gpd.GeoDataFrame:
@@ -67,7 +62,7 @@ def grids_geoframe(conn: Connection, plan_id: int | None = None) -> gpd.GeoDataF
     plan = require_plan(conn, plan_id)
     df = read_frame(conn, "SELECT grid_id, ST_AsBinary(geom) AS wkb FROM grid "
                           "WHERE plan_id = :p ORDER BY grid_id", {"p": plan})
-    geom = shapely.from_wkb([_bytes(v) for v in df.pop("wkb")])
+    geom = geometries(df.pop("wkb"))
     return gpd.GeoDataFrame(df.astype({"grid_id": str}), geometry=geom, crs=4326)
 
 

@@ -7,7 +7,6 @@ Create Date: 2026-11-23 00:46:18.564613
 
 from __future__ import annotations
 
-import geoalchemy2
 import sqlalchemy as sa
 from alembic import op
 from geoalchemy2 import Geometry
