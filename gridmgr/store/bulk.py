@@ -108,7 +108,7 @@ def _copy_pg(conn: Connection, table: str, part: pd.DataFrame, cols: list[str],
     buf = io.StringIO()
     data[all_cols].to_csv(buf, index=False, header=False, na_rep="")
     buf.seek(0)
-    raw = conn.connection.dbapi_connection
+    raw: Any = conn.connection.dbapi_connection
     assert raw is not None
     with raw.cursor() as cur:
         cur.copy_expert(
@@ -127,7 +127,7 @@ def _insert_sqlite(conn: Connection, table: str, part: pd.DataFrame, cols: list[
         placeholders.append("GeomFromWKB(?, 4326)")
         all_cols.append(geom_column)
     sql = f"INSERT INTO {table} ({', '.join(all_cols)}) VALUES ({', '.join(placeholders)})"
-    raw = conn.connection.dbapi_connection
+    raw: Any = conn.connection.dbapi_connection
     assert raw is not None
     cur = raw.cursor()
     cur.executemany(sql, rows)
@@ -158,7 +158,7 @@ def read_frame(conn: Connection, sql: str, params: dict[str, Any] | None = None,
     inference would turn a code such as '0012' into 12).
     """
     if fast and is_pg(conn) and not params:
-        raw = conn.connection.dbapi_connection
+        raw: Any = conn.connection.dbapi_connection
         assert raw is not None
         buf = io.StringIO()
         with raw.cursor() as cur:
