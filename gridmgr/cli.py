@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import time
@@ -219,6 +218,25 @@ def demo(
     typer.echo(f"demo city ready in {time.perf_counter() - t0:.1f} s")
     for name, path in outputs.items():
         typer.echo(f"  {name}: {path}")
+
+
+@app.command("map")
+@handled
+def map_(
+    kind: Annotated[str, typer.Argument(help="inspection|tier|staffing")],
+    out: Annotated[Path, typer.Option(help="HTML file to write")],
+    area: Annotated[str | None, typer.Option(help="frame this area (code) or grid_id")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Write an offline map (opens from disk with no server and no internet)."""
+    from gridmgr.store.maps import MAP_KINDS, render_map
+
+    if kind not in MAP_KINDS:
+        fail(f"unknown map {kind!r}; use one of {', '.join(MAP_KINDS)}")
+    if not out.parent.exists():
+        fail(f"--out {out}: directory {out.parent} does not exist")
+    out.write_text(render_map(engine_for(db), kind, area=area), encoding="utf-8")
+    typer.echo(f"wrote {out}")
 
 
 def main() -> None:

@@ -995,6 +995,10 @@ class _Houses:
             "lon": self.b_lon[self.building],
             "lat": self.b_lat[self.building],
             "address": _to_str_series(address),
+            # The administering community, as a real register records it; the point alone
+            # can fall across a coarse boundary.
+            "community_code": _to_str_series(
+                pa.array(city.communities.codes).take(pa.array(comm[self.building]))),
             "building": self.b_number[self.building].astype(np.int32),
             "unit": self.unit.astype(np.int32),
             "room": self.room.astype(np.int32),

@@ -323,8 +323,13 @@ def check_houses(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     c.flag(unit > 99, "unit", "unit number above 99 cannot be coded")
     c.flag(room > 9999, "room", "room number above 9999 cannot be coded")
     area_m2 = c.number("area_m2", required=False, minimum=0)
+    community = c.text("community_code")
+    lv = np.array([keys.area_levels.get(str(x), "") for x in community], dtype=object)
+    c.flag((community != "") & (lv != "community"), "community_code",
+           lambda i: f"{community[i]!r} is not a loaded community")
     frame = pd.DataFrame({
         "source_id": source_id, "lon": lon, "lat": lat, "address": address,
+        "community_code": blank_to_none(community),
         "house_code": blank_to_none(canon),
         "building": building, "unit": unit, "room": room, "area_m2": area_m2,
         "use": blank_to_none(c.text("use")),

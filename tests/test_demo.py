@@ -25,8 +25,8 @@ SCALE = 0.01
 CFG = DemoSettings()
 AREA_COLUMNS = ["code", "name", "level", "parent_code", "geometry"]
 GRID_COLUMNS = ["grid_id", "community_code", "police_area", "co_managers", "geometry"]
-HOUSE_COLUMNS = ["source_id", "lon", "lat", "address", "building", "unit", "room", "area_m2",
-                 "use"]
+HOUSE_COLUMNS = ["source_id", "lon", "lat", "address", "community_code", "building", "unit",
+                 "room", "area_m2", "use"]
 PEOPLE_COLUMNS = ["source_id", "id_number", "name", "phone", "birth_date", "sex", "hukou_code",
                   "house_source_id", "arrived_on", "person_class", "registered_on",
                   "registered_house_source_id", "business_source_id"]

@@ -246,9 +246,9 @@ def _write_houses(conn: Connection, good: pd.DataFrame, report: ValidationReport
     lat = good["lat"].to_numpy(dtype=float)
     if dry:
         community, outside = community_of_points(conn, lon, lat)
+        given = good["community_code"].to_numpy(dtype=object)
+        community = np.where(pd.notna(given), given, community)
         code = _issue_codes(conn, good, community)
-        overflow = pd.notna(community) & good["room"].isna().to_numpy() & pd.isna(code)
-        del overflow
         rows = good["_row"].to_numpy()
         s = pd.Series(code)
         dup = (s.duplicated(keep=False) & s.notna()).to_numpy()
