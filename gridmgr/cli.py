@@ -118,14 +118,32 @@ def load(
 
 @app.command()
 @handled
-def assign(db: DbOpt = None) -> None:
+def assign(
+    engine: Annotated[str, typer.Option(help="store: the store's houses and adopted grids; "
+                                             "dask: files in, file out, on a dask cluster")
+                      ] = "store",
+    houses: Annotated[Path | None, typer.Option(help="dask: houses GeoParquet/Parquet/CSV")
+                      ] = None,
+    grids: Annotated[Path | None, typer.Option(help="dask: grids GeoParquet/GeoJSON")] = None,
+    out: Annotated[Path | None, typer.Option(help="dask: output Parquet (source_id, grid_id)")
+                   ] = None,
+    scheduler: Annotated[str | None, typer.Option(help="dask: scheduler address, e.g. "
+                                                       "tcp://host:8786 (default: local)")
+                         ] = None,
+    db: DbOpt = None,
+) -> None:
     """(Re)assign every house to the adopted plan's grids and rebuild the counts."""
+    if engine == "dask":
+        _assign_dask(houses, grids, out, scheduler)
+        return
+    if engine != "store":
+        fail(f"--engine {engine!r} is unknown; use store or dask")
     from gridmgr.progress import default_reporter
     from gridmgr.store.load import assign_plan, require_loaded
     from gridmgr.store.queries import require_plan
 
-    engine = engine_for(db)
-    with engine.begin() as conn:
+    store = engine_for(db)
+    with store.begin() as conn:
         require_loaded(conn, "houses")
         stats = assign_plan(conn, require_plan(conn), reporter=default_reporter())
     typer.echo(f"assigned {stats.assigned} of {stats.houses} houses in {stats.seconds:.1f} s; "
@@ -133,6 +151,23 @@ def assign(db: DbOpt = None) -> None:
     if stats.unassigned_source_ids:
         shown = ", ".join(stats.unassigned_source_ids[:10])
         typer.echo(f"unassigned: {shown}{' …' if len(stats.unassigned_source_ids) > 10 else ''}")
+
+
+def _assign_dask(houses: Path | None, grids: Path | None, out: Path | None,
+                 scheduler: str | None) -> None:
+    missing = [n for n, v in (("--houses", houses), ("--grids", grids), ("--out", out))
+               if v is None]
+    if missing:
+        fail(f"--engine dask reads files: give {', '.join(missing)}")
+    from gridmgr.assign_dask import assign_files
+
+    client = None
+    if scheduler:
+        from dask.distributed import Client
+
+        client = Client(scheduler)
+    summary = assign_files(houses, grids, out, client=client)  # type: ignore[arg-type]
+    typer.echo(f"wrote {out}: {summary}")
 
 
 @app.command()

@@ -64,3 +64,16 @@ def test_user_mistakes_are_clear(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--level" in r.stderr
     r = gm("workload", db="mysql://x", cwd=tmp_path)
     assert r.returncode == 2 and "unsupported database" in r.stderr
+
+
+def test_assign_dask_engine_files(tmp_path: Path) -> None:
+    files = write_city(tmp_path / "city")
+    out = tmp_path / "assigned.parquet"
+    r = subprocess.run([sys.executable, "-m", "gridmgr", "assign", "--engine", "dask",
+                        "--houses", str(files["houses"]), "--grids", str(files["grids"]),
+                        "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    got = pd.read_parquet(out).set_index("source_id")["grid_id"]
+    assert got["H007"] == "510104001001-01"  # shared edge: smallest grid_id
+    assert got["H011"] == "510104001002-01"  # island part
+    assert pd.isna(got["H012"])
