@@ -36,14 +36,14 @@ def render_map(engine: Engine, kind: str, *, area: str | None = None,
 
 def write_maps(engine: Engine, out: Path, area: str | None = None) -> dict[str, Path]:
     """Write the three maps as self-contained HTML files into `out`."""
-    from layers import build_map
+    from layers import build_maps
 
     grids, areas = map_frames(engine)
+    pages = build_maps(grids, areas, area=area, assets="inline",
+                       tile_url=os.environ.get("GRIDMGR_TILE_URL") or None)
     paths = {}
     for kind in MAP_KINDS:
         path = out / f"{kind}.html"
-        path.write_text(build_map(kind, grids, areas, area=area, assets="inline",
-                                  tile_url=os.environ.get("GRIDMGR_TILE_URL") or None),
-                        encoding="utf-8")
+        path.write_text(pages[kind], encoding="utf-8")
         paths[kind] = path
     return paths
