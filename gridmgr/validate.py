@@ -41,6 +41,11 @@ def blank_to_none(values: np.ndarray) -> np.ndarray:
     return masked(values, np.asarray(values, dtype=object) == "")
 
 
+def lookup(keys: np.ndarray, table: dict[str, str]) -> np.ndarray:
+    """Map each key through `table` (hashing, not a Python loop); "" where absent."""
+    return pd.Series(keys, dtype=object).map(table).fillna("").to_numpy(dtype=object)
+
+
 def _series(kind: str) -> pd.Series:
     return pd.Series(dtype=kind)
 
@@ -255,8 +260,8 @@ def check_areas(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     needs_parent = np.isin(level, ["street", "community"])
     c.flag(needs_parent & (parent == ""), "parent_code", lambda i: f"a {level[i]} needs a parent")
     has_parent = needs_parent & (parent != "")
-    parent_level = np.array([known.get(str(p), "") for p in parent], dtype=object)
-    expected = np.array([PARENT_LEVEL.get(str(lv), "") for lv in level], dtype=object)
+    parent_level = lookup(parent, known)
+    expected = lookup(level, PARENT_LEVEL)
     c.flag(has_parent & (parent_level == ""), "parent_code",
            lambda i: f"parent {parent[i]!r} is neither in this file nor loaded")
     c.flag(has_parent & (parent_level != "") & (parent_level != expected), "parent_code",
@@ -275,7 +280,7 @@ def check_grids(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     grid_id = c.required_text("grid_id")
     c.unique(grid_id, "grid_id", keys.grid_ids, "a grid of the adopted plan")
     community = c.required_text("community_code")
-    lv = np.array([keys.area_levels.get(str(x), "") for x in community], dtype=object)
+    lv = lookup(community, keys.area_levels)
     c.flag((community != "") & (lv == ""), "community_code",
            lambda i: f"community {community[i]!r} is not loaded (load areas first)")
     c.flag((community != "") & (lv != "") & (lv != "community"), "community_code",
@@ -324,7 +329,7 @@ def check_houses(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     c.flag(room > 9999, "room", "room number above 9999 cannot be coded")
     area_m2 = c.number("area_m2", required=False, minimum=0)
     community = c.text("community_code")
-    lv = np.array([keys.area_levels.get(str(x), "") for x in community], dtype=object)
+    lv = lookup(community, keys.area_levels)
     c.flag((community != "") & (lv != "community"), "community_code",
            lambda i: f"{community[i]!r} is not a loaded community")
     frame = pd.DataFrame({

@@ -48,10 +48,6 @@ def _pg_values(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _missing(v: object) -> bool:
-    return v is None or v is pd.NaT or v is pd.NA or (isinstance(v, float) and np.isnan(v))
-
-
 def _sqlite_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     cols = []
     for col in frame.columns:
@@ -61,12 +57,12 @@ def _sqlite_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
             vals = vals.where(pd.Series(s).notna(), None)
             cols.append(vals.tolist())
         elif pd.api.types.is_float_dtype(s):
-            arr = s.to_numpy(dtype=float)
-            cols.append([None if np.isnan(v) else v for v in arr.tolist()])
-        elif pd.api.types.is_integer_dtype(s) or s.dtype == bool:
+            cols.append(s.astype(object).where(s.notna(), None).tolist())
+        elif (pd.api.types.is_integer_dtype(s) or s.dtype == bool) and not s.isna().any():
             cols.append(s.tolist())
         else:
-            cols.append([None if _missing(v) else v for v in s.tolist()])
+            obj = s.astype(object)
+            cols.append(obj.where(pd.notna(obj), None).tolist())
     return list(zip(*cols, strict=True))
 
 
