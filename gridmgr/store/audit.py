@@ -19,6 +19,9 @@ INSERT_SQL = (
     "VALUES (:at, :actor, :role, :action, :target, :client_addr, :detail)"
 )
 
+INSERT_RETURNING_SQL = INSERT_SQL + " RETURNING id"
+SET_DETAIL_SQL = "UPDATE audit_log SET detail = :detail WHERE id = :id"
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -64,7 +67,8 @@ def query_audit(conn: Connection, *, actor: str | None = None, action: str | Non
     """
     if not 1 <= limit <= 1000:
         raise BadInput(f"limit {limit} must be 1 to 1000")
-    where, params = [], {"lim": int(limit)}  # type: ignore[var-annotated]
+    where: list[str] = []
+    params: dict[str, Any] = {"lim": int(limit)}
     for column, value in (("actor", actor), ("action", action), ("target", target)):
         if value is not None:
             where.append(f"{column} = :{column}")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from gridmgr.store.bulk import bulk_insert, read_frame
+from gridmgr.store.bulk import bulk_insert, read_frame, read_ints
 from gridmgr.store.models import GRID_COUNT_COLUMNS
 
 BIG_EMPLOYER_WORKERS = 10  # DESIGN §1: employers with ≥ 10 workers sign an agreement
@@ -112,33 +112,53 @@ def apply_deltas(conn: Connection, deltas: pd.DataFrame, sign: int = 1) -> None:
 
 
 def recompute(conn: Connection, plan_id: int) -> pd.DataFrame:
-    """Recompute every count of every grid of a plan from the base tables (the check)."""
+    """Recompute every count of every grid of a plan from the base tables (the check).
+
+    Each table is read as one packed integer per row and tallied with bincount; this is
+    several times faster than a GROUP BY over the joins on either store.
+    """
     plan = int(plan_id)
     grids = read_frame(conn, f"SELECT id FROM grid WHERE plan_id = {plan} ORDER BY id")
     index = pd.Index(grids["id"].to_numpy(dtype=np.int64), name="grid_pk")
     total = pd.DataFrame(0, index=index, columns=list(GRID_COUNT_COLUMNS), dtype=np.int64)
-    hg = house_grid_map(conn, plan)
-    houses = read_frame(conn, f"SELECT grid_pk FROM house_grid WHERE plan_id = {plan}", fast=True)
-    parts = [tally(houses["grid_pk"].to_numpy(dtype=np.int64),
-                   house_columns(len(houses)))]
-    rentals = read_frame(conn, "SELECT house_id, rental_class, "
-                               "CASE WHEN registered_on IS NULL THEN 0 ELSE 1 END AS reg "
-                               "FROM rental_record", fast=True)
-    parts.append(tally(_lookup(hg, rentals["house_id"].to_numpy(dtype=np.int64)),
-                       rental_columns(rentals["rental_class"].to_numpy(dtype=object),
-                                      rentals["reg"].to_numpy(dtype=np.int64) == 1)))
+    links = read_ints(conn, f"SELECT house_id * {PACK} + grid_pk FROM house_grid "
+                            f"WHERE plan_id = {plan}")
+    link_grid = links % PACK
+    hg = dense_map(links // PACK, link_grid)
+    parts = [tally(link_grid, house_columns(len(links)))]
+    rentals = read_ints(conn, RENTALS_SQL)
+    r_house, r_flags = rentals // 8, rentals % 8
+    parts.append(tally(_lookup(hg, r_house), rental_columns(
+        np.array(["", "key", "uneasy", "trusted"], dtype=object)[r_flags // 2],
+        (r_flags % 2) == 1)))
     biz = read_frame(conn, "SELECT bg.grid_pk, b.workers FROM business_grid bg "
                            f"JOIN business b ON b.id = bg.business_id WHERE bg.plan_id = {plan}",
                      fast=True)
     parts.append(tally(biz["grid_pk"].to_numpy(dtype=np.int64),
                        business_columns(biz["workers"].to_numpy(dtype=np.int64))))
-    people = read_frame(conn, PEOPLE_SQL, fast=True)
-    parts.append(people_tally(hg, people))
+    people = read_ints(conn, PEOPLE_PACKED_SQL)
+    p_house, p_flags = people // 32, people % 32
+    parts.append(tally(_lookup(hg, p_house), person_columns(
+        (p_flags & 1) > 0, (p_flags & 2) > 0, (p_flags & 4) > 0,
+        np.array(["trusted", "key", "uneasy", "trusted"], dtype=object)[(p_flags >> 3) & 3])))
     for part in parts:
         total = total.add(part.reindex(index, fill_value=0), fill_value=0)
     return total[list(GRID_COUNT_COLUMNS)].astype(np.int64)
 
 
+PACK = 1 << 32  # house_id * PACK + grid_pk: grid primary keys stay below 2**32
+RENTALS_SQL = (
+    "SELECT house_id * 8 + 2 * (CASE rental_class WHEN 'key' THEN 1 WHEN 'uneasy' THEN 2 "
+    "WHEN 'trusted' THEN 3 ELSE 0 END) + (CASE WHEN registered_on IS NULL THEN 0 ELSE 1 END) "
+    "FROM rental_record"
+)
+PEOPLE_PACKED_SQL = (
+    "SELECT r.house_id * 32 + (CASE WHEN p.floating THEN 1 ELSE 0 END) "
+    "+ (CASE WHEN p.registered_on IS NULL THEN 0 ELSE 2 END) "
+    "+ (CASE WHEN p.registered_house_id = r.house_id THEN 4 ELSE 0 END) "
+    "+ 8 * (CASE p.person_class WHEN 'key' THEN 1 WHEN 'uneasy' THEN 2 ELSE 0 END) "
+    "FROM residence r JOIN person p ON p.id = r.person_id WHERE r.left_on IS NULL"
+)
 PEOPLE_SQL = (
     "SELECT r.house_id, CASE WHEN p.floating THEN 1 ELSE 0 END AS floating, "
     "CASE WHEN p.registered_on IS NULL THEN 0 ELSE 1 END AS reg, "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from gridmgr.errors import BadInput
 from gridmgr.progress import default_reporter
 from gridmgr.store.engine import make_engine
@@ -46,7 +48,7 @@ def run_demo(db: str | None, *, scale: float, seed: int, out: Path, replace: boo
     return outputs
 
 
-def _maps(engine: object, out: Path) -> dict[str, str]:
+def _maps(engine: Engine, out: Path) -> dict[str, str]:
     try:
         from gridmgr.store.maps import write_maps
     except ImportError:

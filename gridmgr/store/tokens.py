@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -31,8 +33,8 @@ class TokenRecord:
 _COLUMNS = "id, name, role, area_code, created_at, revoked"
 
 
-def _record(row: object) -> TokenRecord:
-    r = tuple(row)  # type: ignore[call-overload]
+def _record(row: Sequence[Any]) -> TokenRecord:
+    r = tuple(row)
     created = r[4]
     if isinstance(created, str):  # SQLite hands DateTime back as text through raw SQL
         created = dt.datetime.fromisoformat(created)
@@ -81,7 +83,8 @@ def revoke_token(conn: Connection, *, token_id: int | None = None, name: str | N
     if (token_id is None) == (name is None):
         raise BadInput("name a token to revoke: give its id or its name (not both)")
     if token_id is not None:
-        rows = conn.execute(text(f"SELECT {_COLUMNS} FROM api_token WHERE id = :i AND revoked = :f"),
+        rows = conn.execute(text(f"SELECT {_COLUMNS} FROM api_token "
+                                 "WHERE id = :i AND revoked = :f"),
                             {"i": int(token_id), "f": False}).fetchall()
     else:
         rows = conn.execute(text(f"SELECT {_COLUMNS} FROM api_token "
