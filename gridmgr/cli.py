@@ -274,6 +274,15 @@ def map_(
     typer.echo(f"wrote {out}")
 
 
+from gridmgr.cli_register import permits_app, register_app  # noqa: E402
+from gridmgr.cli_serve import serve, token_app  # noqa: E402
+
+app.add_typer(register_app, name="register")
+app.add_typer(permits_app, name="permits")
+app.add_typer(token_app, name="token")
+app.command()(serve)
+
+
 def main() -> None:
     """Entry point for `python -m gridmgr`."""
     app()

@@ -1062,7 +1062,16 @@ def read_events(path: str | Path) -> pd.DataFrame:
         if path.suffix.lower() == ".csv":
             df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         elif path.suffix.lower() in (".parquet", ".geoparquet"):
-            df = pd.read_parquet(path).astype(object)
+            df = pd.read_parquet(path)
+            for col in df.columns:
+                s = df[col]
+                if pd.api.types.is_datetime64_any_dtype(s):
+                    # a date column must not turn into arrivals at midnight
+                    dated = bool((s.dropna() == s.dropna().dt.normalize()).all())
+                    df[col] = s.dt.strftime("%Y-%m-%d" if dated else "%Y-%m-%d %H:%M:%S")
+                elif pd.api.types.is_float_dtype(s) and bool((s.dropna() % 1 == 0).all()):
+                    df[col] = s.astype("Int64")
+            df = df.astype(object)
             df = df.where(df.notna(), "").astype(str)
         else:
             raise BadInput(f"{path}: unsupported file type {path.suffix!r}; use .csv or .parquet")

@@ -283,3 +283,8 @@ class AuditLog(Base):
     target: Mapped[str] = mapped_column(String(200))
     client_addr: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+# The event, permit and plan-history tables live in their own modules; importing them here
+# puts them on Base.metadata, so migrations, drop_all and the schema check see one schema.
+from gridmgr.store import models_events, models_plans  # noqa: E402,F401
