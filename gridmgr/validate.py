@@ -136,12 +136,7 @@ class _Checker:
 
     def date(self, col: str, required: bool) -> np.ndarray:
         raw = self.text(col)
-        # ISO dates parse vectorised; only the rest goes through the slow per-value parser.
-        series = pd.Series(raw)
-        parsed = pd.to_datetime(series.str.slice(0, 10), errors="coerce", format="%Y-%m-%d")
-        retry = (parsed.isna() & (series != "")).to_numpy()
-        if retry.any():
-            parsed[retry] = pd.to_datetime(series[retry], errors="coerce", format="mixed")
+        parsed = pd.to_datetime(pd.Series(raw), errors="coerce", format="mixed")
         vals = parsed.to_numpy(dtype="datetime64[D]")
         empty = raw == ""
         if required:
