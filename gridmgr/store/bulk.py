@@ -39,14 +39,25 @@ def allocate_ids(conn: Connection, table: str, n: int) -> np.ndarray:
     return np.arange(int(first), int(first) + n, dtype=np.int64)
 
 
-def _pg_values(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for col in out.columns:
-        if pd.api.types.is_datetime64_any_dtype(out[col]):
-            out[col] = pd.Series(out[col]).dt.strftime("%Y-%m-%d")
-        elif out[col].dtype == bool:
-            out[col] = out[col].map({True: "t", False: "f"})
-    return out
+def _pg_csv(frame: pd.DataFrame) -> bytes:
+    """COPY-ready CSV (no header, empty = NULL) written by Arrow's C++ writer, not pandas."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    cols = {}
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            cols[col] = pa.array(pd.Series(s).to_numpy(dtype="datetime64[D]"), type=pa.date32(),
+                                 mask=pd.Series(s).isna().to_numpy())
+        elif s.dtype == object:
+            cols[col] = pa.array(s.where(pd.notna(s), None).tolist(), from_pandas=True)
+        else:
+            cols[col] = pa.array(s, from_pandas=True)
+    table = pa.table(cols)
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(include_header=False))
+    return sink.getvalue()
 
 
 def _sqlite_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
@@ -85,6 +96,7 @@ def bulk_insert(
     cols = list(frame.columns)
     rebuild = geometry is not None and not is_pg(conn) and _sqlite_defer_index(
         conn, table, geom_column, n)
+    pg_indexes = _pg_defer_indexes(conn, table, n) if is_pg(conn) else []
     with reporter.step(label or f"writing {table}", n) as bar:
         for start in range(0, n, CHUNK):
             part = frame.iloc[start:start + CHUNK]
@@ -94,6 +106,10 @@ def bulk_insert(
             else:
                 _insert_sqlite(conn, table, part, cols, geoms, geom_column)
             bar.advance(len(part))
+    if pg_indexes:
+        with reporter.step(f"indexing {table}", None):
+            for ddl in pg_indexes:
+                conn.execute(text(ddl))
     if rebuild:
         with reporter.step(f"indexing {table}", None):
             conn.execute(text(f"DROP TABLE IF EXISTS idx_{table}_{geom_column}"))
@@ -104,6 +120,30 @@ def bulk_insert(
 # Below this many rows the R*Tree triggers are cheap enough; above it, and when the batch is
 # big next to the table, rebuilding the index once is several times faster than the triggers.
 SQLITE_REBUILD_MIN = 20_000
+
+
+def _pg_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
+    """Drop a table's secondary indexes for a big batch; return the DDL that rebuilds them.
+
+    Building a GiST or btree index once after COPY is several times faster than updating
+    it row by row; constraint indexes (primary key, unique) stay, so duplicates still fail.
+    All of it is inside the caller's transaction, so a failed load restores the indexes.
+    """
+    if n < SQLITE_REBUILD_MIN:
+        return []
+    existing = conn.execute(text(
+        "SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}
+    ).scalar_one()
+    if n < max(float(existing), 0.0) / 2:
+        return []
+    rows = conn.execute(text(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "WHERE i.indrelid = CAST(:t AS regclass) AND NOT EXISTS "
+        "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)"), {"t": table}
+    ).fetchall()
+    for name, _ in rows:
+        conn.execute(text(f'DROP INDEX "{name}"'))
+    return [str(ddl) for _, ddl in rows]
 
 
 def _sqlite_defer_index(conn: Connection, table: str, geom_column: str, n: int) -> bool:
@@ -125,16 +165,13 @@ def _sqlite_defer_index(conn: Connection, table: str, geom_column: str, n: int) 
 
 def _copy_pg(conn: Connection, table: str, part: pd.DataFrame, cols: list[str],
              geoms: np.ndarray | None, geom_column: str) -> None:
-    data = _pg_values(part)
+    data = part[cols].copy()
     all_cols = list(cols)
     if geoms is not None:
         data[geom_column] = shapely.to_wkb(geoms, hex=True, include_srid=True)
         all_cols.append(geom_column)
-    buf = io.StringIO()
-    data[all_cols].to_csv(buf, index=False, header=False, na_rep="")
-    buf.seek(0)
+    buf = io.BytesIO(_pg_csv(data))
     raw: Any = conn.connection.dbapi_connection
-    assert raw is not None
     with raw.cursor() as cur:
         cur.copy_expert(
             f"COPY {table} ({', '.join(all_cols)}) FROM STDIN WITH (FORMAT csv)", buf

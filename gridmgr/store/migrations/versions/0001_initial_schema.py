@@ -171,9 +171,6 @@ def upgrade() -> None:
     sa.Column('plan_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('business_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('grid_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.ForeignKeyConstraint(['business_id'], ['business.id'], ),
-    sa.ForeignKeyConstraint(['grid_pk'], ['grid.id'], ),
-    sa.ForeignKeyConstraint(['plan_id'], ['boundary_plan.id'], ),
     sa.PrimaryKeyConstraint('plan_id', 'business_id')
     )
     op.create_index('ix_business_grid_plan_grid', 'business_grid', ['plan_id', 'grid_pk'], unique=False)
@@ -217,9 +214,6 @@ def upgrade() -> None:
     sa.Column('plan_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('house_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('grid_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.ForeignKeyConstraint(['grid_pk'], ['grid.id'], ),
-    sa.ForeignKeyConstraint(['house_id'], ['house.id'], ),
-    sa.ForeignKeyConstraint(['plan_id'], ['boundary_plan.id'], ),
     sa.PrimaryKeyConstraint('plan_id', 'house_id')
     )
     op.create_index('ix_house_grid_plan_grid', 'house_grid', ['plan_id', 'grid_pk'], unique=False)
