@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import ARTIFACTS, require
 
 from gridmgr.store.pgtemp import TempCluster, postgis_available, start_cluster
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-ARTIFACTS = Path(os.environ.get("GRIDMGR_TEST_ARTIFACTS", "test-artifacts"))
-
-
-def require(ok: bool, what: str) -> None:
-    """Skip when a real part is missing locally; fail under CI=true."""
-    if ok:
-        return
-    if IN_CI:
-        pytest.fail(f"{what} is missing and CI=true: install it (.ci/run does)")
-    pytest.skip(f"{what} is not installed")
 
 
 @pytest.fixture(scope="session")

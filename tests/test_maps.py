@@ -15,7 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from conftest import require
+from support import require
 
 import basemaps
 from gridmgr.errors import BadInput, NotFound
