@@ -8,7 +8,8 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 pkgs=(libsqlite3-mod-spatialite python3-venv python3-dev)
 if [ "$what" = test ]; then
-  pkgs+=(postgresql-15-postgis-3 chromium)
+  # fonts-wqy-microhei: Chinese labels in the browser tests' screenshots
+  pkgs+=(postgresql-15-postgis-3 chromium fonts-wqy-microhei)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from support import ARTIFACTS, require
+from support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require
 
 from gridmgr.store.pgtemp import TempCluster, postgis_available, start_cluster
 
@@ -45,3 +46,15 @@ def artifacts_dir() -> Path:
     """Directory where tests save screenshots and reports."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def playwright_browser() -> Iterator[Any]:
+    """One headless Debian Chromium for the session (Playwright's sync API allows one)."""
+    require(CHROMIUM.exists(), "chromium (/usr/bin/chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

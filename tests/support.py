@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+CHROMIUM = Path("/usr/bin/chromium")
+# As root Chromium needs --no-sandbox; the rest keep it from calling out on a closed network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ARTIFACTS = Path(os.environ.get("GRIDMGR_TEST_ARTIFACTS", "test-artifacts"))
 

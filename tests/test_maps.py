@@ -7,15 +7,12 @@ import http.server
 import io
 import re
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from support import require
 
 import basemaps
 from gridmgr.errors import BadInput, NotFound
@@ -31,15 +28,6 @@ from layers.common import (
 from layers.simplify import coverage_overlaps, simplify_coverage, simplify_lines
 from layers.staffing import staffing_style
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 X0, Y0 = 104.00, 30.60  # south-west corner of the test city
 CELL = 0.02  # one community is CELL x CELL degrees
 
@@ -423,13 +411,8 @@ def hex_rgb(colour: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    require(CHROMIUM.exists(), "chromium (/usr/bin/chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def chromium(playwright_browser: Any) -> Any:
+    return playwright_browser
 
 
 def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:

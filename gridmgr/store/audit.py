@@ -11,7 +11,7 @@ from sqlalchemy import Connection, text
 
 from gridmgr.errors import BadInput
 
-ACTIONS: tuple[str, ...] = ("house_residents", "person_houses")
+ACTIONS: tuple[str, ...] = ("house_residents", "person_houses", "house_rental")
 """Lookups that are always written to the audit log."""
 
 INSERT_SQL = (

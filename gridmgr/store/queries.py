@@ -113,7 +113,10 @@ def under(rows: pd.DataFrame, areas: pd.DataFrame, parent: str, level: str) -> n
             code = up.get(code)
         return seen
 
-    key = rows["community_code"] if level == "grid" else rows["area_code"]
+    if level == "grid":
+        key = rows["community_code"] if "community_code" in rows else rows["parent_code"]
+    else:
+        key = rows["area_code"]
     cache: dict[str, bool] = {}
     out = []
     for code in key.astype(str):  # one per area, not per house
