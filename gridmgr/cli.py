@@ -236,7 +236,7 @@ def staffing(
 @app.command()
 @handled
 def demo(
-    scale: Annotated[float, typer.Option(help="1 = Chengdu 2012 (6.73 M houses)")] = 0.05,
+    scale: Annotated[float, typer.Option(help="1 = Chengdu 2012 (6.73 M houses)")] = 0.03,
     seed: Annotated[int, typer.Option(help="random seed; same seed, same city")] = 0,
     out: Annotated[Path, typer.Option(help="where files and maps go")] = Path("demo-out"),
     replace: Annotated[bool, typer.Option("--replace", help="wipe a store that holds data")
