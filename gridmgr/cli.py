@@ -274,9 +274,11 @@ def map_(
     typer.echo(f"wrote {out}")
 
 
+from gridmgr.cli_plan import plan_app  # noqa: E402
 from gridmgr.cli_register import permits_app, register_app  # noqa: E402
 from gridmgr.cli_serve import serve, token_app  # noqa: E402
 
+app.add_typer(plan_app, name="plan")
 app.add_typer(register_app, name="register")
 app.add_typer(permits_app, name="permits")
 app.add_typer(token_app, name="token")

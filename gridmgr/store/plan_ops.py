@@ -379,7 +379,7 @@ def _rows_in(conn: Connection, sql: str, ids: Sequence[Any],
     if not vals:
         return []
     stmt, arg = _in_list(conn, sql, vals)
-    return list(conn.execute(text(stmt), {**(params or {}), "ids": arg}).all())
+    return _raw(conn, stmt, {**(params or {}), "ids": arg})[1]
 
 
 def _grids_by_id(conn: Connection, plan: PlanRow, grid_ids: Sequence[str]) -> dict[str, GridRow]:
@@ -588,6 +588,39 @@ def _raw(conn: Connection, sql: str, params: Mapping[str, Any]) -> tuple[list[st
         cur.close()
 
 
+def _tiles(piece: BaseGeometry, most: int = 4) -> list[tuple[float, float, float, float]]:
+    """Boxes that cover a thin or slanted piece more tightly than its one bounding box.
+
+    The box is cut into up to most × most tiles (more when the piece fills less of it); the
+    tiles the piece touches are kept and merged along each row, so a strip along a grid edge
+    asks the spatial index for a few narrow boxes, not for its whole neighbourhood.
+    """
+    x0, y0, x1, y1 = shapely.bounds(piece)
+    box_area = (x1 - x0) * (y1 - y0)
+    fill = float(shapely.area(piece)) / box_area if box_area > 0 else 1.0
+    n = min(most, max(1, math.ceil(math.sqrt(1.0 / max(fill, 1e-9)))))
+    if n == 1:
+        return [(x0, y0, x1, y1)]
+    xs = np.linspace(x0, x1, n + 1)
+    ys = np.linspace(y0, y1, n + 1)
+    shapely.prepare(piece)
+    out = []
+    for j in range(n):  # a row of tiles at a time, at most `most` rows
+        cells = shapely.box(xs[:-1], ys[j], xs[1:], ys[j + 1])
+        hit = shapely.intersects(piece, cells)
+        i = 0
+        while i < n:
+            if not hit[i]:
+                i += 1
+                continue
+            k = i
+            while k + 1 < n and hit[k + 1]:
+                k += 1
+            out.append((float(xs[i]), float(ys[j]), float(xs[k + 1]), float(ys[j + 1])))
+            i = k + 1
+    return out or [(x0, y0, x1, y1)]
+
+
 def _points_in(conn: Connection, table: str, region: BaseGeometry, *, columns: str = "",
                joins: str = "", params: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Rows of ``table`` ``t`` (id, lon, lat, then ``columns``) whose point lies in region.
@@ -606,11 +639,12 @@ def _points_in(conn: Connection, table: str, region: BaseGeometry, *, columns: s
     pg = is_pg(conn)
     inside = " AND ST_Intersects(t.geom, ST_GeomFromWKB(:shape, 4326))" if pg else ""
     rows: list[Any] = []
-    for piece in pieces:
+    boxes = [(p, b) for p in pieces for b in ([shapely.bounds(p)] if pg else _tiles(p))]
+    for piece, box in boxes:
         extra = {"shape": shapely.to_wkb(piece)} if pg else {}
         _, got = _raw(conn, f"SELECT t.id, t.lon, t.lat{columns} FROM {table} t {joins} "
                             f"WHERE {_bbox_sql(conn, table, 't')}{inside}",
-                      {**(params or {}), **_bbox_params(shapely.bounds(piece)), **extra})
+                      {**(params or {}), **_bbox_params(box), **extra})
         rows.extend(got)
     if not rows:
         return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
@@ -619,7 +653,7 @@ def _points_in(conn: Connection, table: str, region: BaseGeometry, *, columns: s
     x = np.asarray(cols[1], dtype=np.float64)
     y = np.asarray(cols[2], dtype=np.float64)
     keep = np.ones(ids.size, dtype=bool)
-    if len(pieces) > 1:
+    if len(boxes) > 1:
         keep[np.unique(ids, return_index=True)[1]] = False
         keep = ~keep
     if not pg:
@@ -1253,29 +1287,35 @@ def _changed_grids(conn: Connection, a: int, b: int,
     return _frame_in(conn, sql, list(only), {"a": int(a), "b": int(b)})
 
 
+_FRAME_INTS = ("grid_pk", "co_managers_assigned", *GRID_COUNT_COLUMNS)
+
+
 def _grid_frame(conn: Connection, plan_id: int, grid_ids: Sequence[str] | None = None,
                 communities: Sequence[str] | None = None) -> pd.DataFrame:
+    """Maintained counts of a plan's grids (all, or the given grids or communities)."""
     cols = ", ".join(f"c.{c}" for c in GRID_COUNT_COLUMNS)
-    base = (f"SELECT g.id AS grid_pk, g.grid_id, g.community_code, g.co_managers_assigned, "
-            f"g.area_km2, {cols} FROM grid g JOIN grid_count c ON c.grid_pk = g.id "
+    base = (f"SELECT g.id AS grid_pk, g.co_managers_assigned, {cols}, g.area_km2, g.grid_id, "
+            "g.community_code FROM grid g JOIN grid_count c ON c.grid_pk = g.id "
             "WHERE g.plan_id = :p")
     if grid_ids is not None:
-        df = _frame_in(conn, base + " AND g.grid_id IN :ids", list(grid_ids), {"p": plan_id})
+        rows = _rows_in(conn, base + " AND g.grid_id IN :ids", list(grid_ids), {"p": plan_id})
     elif communities is not None:
-        df = _frame_in(conn, base + " AND g.community_code IN :ids", list(communities),
-                       {"p": plan_id})
+        rows = _rows_in(conn, base + " AND g.community_code IN :ids", list(communities),
+                        {"p": plan_id})
     else:
-        df = read_frame(conn, base, {"p": plan_id})
-    if df.empty:
-        df = pd.DataFrame({c: pd.Series(dtype=np.int64) for c in
-                           ("grid_pk", *GRID_COUNT_COLUMNS, "co_managers_assigned")})
-        df["grid_id"] = pd.Series(dtype=object)
-        df["community_code"] = pd.Series(dtype=object)
-        df["area_km2"] = pd.Series(dtype=float)
-    df = df.astype({**{c: np.int64 for c in (*GRID_COUNT_COLUMNS, "co_managers_assigned",
-                                              "grid_pk")},
-                    "area_km2": np.float64, "grid_id": str, "community_code": str})
-    return df.sort_values("grid_id").reset_index(drop=True)
+        rows = list(conn.execute(text(base), {"p": plan_id}).all())
+    rows.sort(key=lambda r: str(r[-2]))  # by grid_id, as every listing of grids
+    n, k = len(rows), len(_FRAME_INTS)
+    ints = np.asarray([r[:k] for r in rows], dtype=np.int64).reshape(n, k)
+    data: dict[str, Any] = {
+        "grid_pk": ints[:, 0],
+        "grid_id": np.asarray([str(r[k + 1]) for r in rows], dtype=object),
+        "community_code": np.asarray([str(r[k + 2]) for r in rows], dtype=object),
+        "co_managers_assigned": ints[:, 1],
+        "area_km2": np.asarray([r[k] for r in rows], dtype=np.float64),
+    }
+    data.update({c: ints[:, i] for i, c in enumerate(_FRAME_INTS) if i >= 2})
+    return pd.DataFrame(data)
 
 
 def grid_workload(conn: Connection, plan_id: int, *, grid_ids: Sequence[str] | None = None,
@@ -1386,15 +1426,14 @@ def _rollup_diff(chain: Mapping[str, Mapping[str, str]], before: pd.DataFrame,
         out["area_code"] += keys
         nan = [math.nan] * len(keys)
         for c in ROLLUP_COLUMNS:
-            out[f"{c}_before"] += sb[c].tolist() if totals else nan
-            out[f"{c}_after"] += sa[c].tolist() if totals else nan
-            out[f"{c}_change"] += (sa[c] - sb[c]).tolist()
+            kind = np.float64 if c.startswith("inspections") else np.int64
+            b, a = sb[c].round(9).astype(kind), sa[c].round(9).astype(kind)
+            out[f"{c}_before"] += b.tolist() if totals else nan
+            out[f"{c}_after"] += a.tolist() if totals else nan
+            out[f"{c}_change"] += (a - b).tolist()
     if not out["level"]:
         return pd.DataFrame()
-    frame = pd.DataFrame(out)
-    ints = {c: np.int64 for c in frame.columns if c != "level" and c != "area_code"
-            and not c.startswith("inspections") and frame[c].notna().all()}
-    return frame.astype(ints)
+    return pd.DataFrame(out)
 
 
 def _moved_between(conn: Connection, pa: PlanRow, pb: PlanRow,
@@ -1473,19 +1512,20 @@ def diff(conn: Connection, *, plan: str, other: str | None = None,
     comms = sorted(comm["community_code"].astype(str)) if len(comm) else []
     chain = _area_scope(conn, comms, streets="street" in levels) if levels else {}
     scope = sorted(set(comms) | set(chain))
-    frames = [_grid_frame(conn, pid, communities=scope) for pid in (pb.id, pa.id)]
-    both = pd.concat([f.assign(grid_id=tag + f["grid_id"]) for tag, f in
-                      zip(("b|", "a|"), frames, strict=True)], ignore_index=True)
-    pks = both.pop("grid_pk")
+    fb, fa = (_grid_frame(conn, pid, communities=scope) for pid in (pb.id, pa.id))
+    ids = np.concatenate([fb["grid_id"].to_numpy(dtype=object),
+                          fa["grid_id"].to_numpy(dtype=object)])
+    both = pd.concat([fb, fa], ignore_index=True)
+    # one derive for both plans: grid ids must be unique in it, so tag them by plan
+    both["grid_id"] = np.asarray([f"{i}|{g}" for i, g in enumerate(ids)], dtype=object)
+    both = both.drop(columns=["grid_pk"])
     derived = derive_workload(both, wl_cfg, tier_cfg) if len(both) else both
-    derived.insert(0, "grid_pk", pks.to_numpy())
-    side = derived["grid_id"].str.slice(0, 2)
-    derived["grid_id"] = derived["grid_id"].str.slice(2)
-    w_b = derived[(side == "b|").to_numpy()].reset_index(drop=True)
-    w_a = derived[(side == "a|").to_numpy()].reset_index(drop=True)
+    derived["grid_id"] = ids
+    w_b = derived.iloc[:len(fb)].reset_index(drop=True)
+    w_a = derived.iloc[len(fb):].reset_index(drop=True)
     roll = _rollup_diff(chain, w_b, w_a, touched, levels)
-    before = w_b[w_b["grid_id"].isin(touched)].drop(columns=["grid_pk"]).reset_index(drop=True)
-    after = w_a[w_a["grid_id"].isin(touched)].drop(columns=["grid_pk"]).reset_index(drop=True)
+    before = w_b[w_b["grid_id"].isin(touched)].reset_index(drop=True)
+    after = w_a[w_a["grid_id"].isin(touched)].reset_index(drop=True)
     return PlanDiff(plan=pa.name, other=pb.name, houses_moved=len(moved), moved=moved,
                     added=added, removed=removed, reshaped=reshaped, restaffed=restaffed,
                     before=before, after=after, rollup=roll,
