@@ -21,29 +21,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gridmgr.workload import COUNT_COLUMNS
+
 SRID = 4326
 # SQLite only aliases INTEGER PRIMARY KEY to the rowid; BIGINT keys there would not autoincrement.
 PK = BigInteger().with_variant(Integer, "sqlite")
 
-# Maintained per-grid counts (gridmgr.workload.COUNT_COLUMNS names them in the domain).
-GRID_COUNT_COLUMNS = (
-    "houses",
-    "rental_houses",
-    "rental_key",
-    "rental_uneasy",
-    "rental_trusted",
-    "rental_registered",
-    "businesses",
-    "workers",
-    "big_employers",
-    "residents",
-    "floating_residents",
-    "floating_registered",
-    "registered_persons",
-    "consistent_persons",
-    "key_persons",
-    "uneasy_persons",
-)
+# Maintained per-grid counts: the domain names them, the grid_count table holds them.
+GRID_COUNT_COLUMNS = COUNT_COLUMNS
 
 
 class Base(DeclarativeBase):
