@@ -13,7 +13,9 @@ What this router expects from the app that includes it:
   simplest is to include the router with ``dependencies=[Depends(caller_role)]``, which
   authenticates the bearer token with :func:`api.auth.current_caller`. A request without a
   role is refused (401), never let through.
-- gridmgr errors mapped to JSON ``{"error": code, "detail": ...}`` (``api.errors.install``).
+- gridmgr errors mapped to JSON ``{"error": code, "detail": ...}`` (``api.errors.install``);
+- optionally ``app.state.workload_settings`` / ``app.state.tier_settings`` (as ``api.app``
+  sets them), used for the diff's workload and the rebalance's default bounds.
 
 Roles: reading (list, get, history, diff) needs planner, supervisor or admin; editing and
 rebalancing needs planner or admin; adopting needs supervisor or admin. Police have no
@@ -378,8 +380,11 @@ def diff(name: str, request: Request, engine: EngineDep,
     from gridmgr.store import plan_ops
 
     require_role(request, READ_ROLES)
+    state = request.app.state
     with engine.connect() as conn:
-        return plan_ops.diff(conn, plan=name, other=other).as_dict()
+        return plan_ops.diff(conn, plan=name, other=other,
+                             settings=getattr(state, "workload_settings", None),
+                             tiers=getattr(state, "tier_settings", None)).as_dict()
 
 
 @router.post("/{name}/adopt", response_model=AdoptOut, summary="Put a plan in force")
@@ -408,5 +413,7 @@ def rebalance(name: str, body: RebalanceIn, request: Request,
         rep = plan_ops.rebalance_area(conn, plan=name, area=body.area, grids=body.grids,
                                       floor=body.floor, ceiling=body.ceiling,
                                       resolution=body.resolution, seed=body.seed,
-                                      maxp=body.maxp, actor=actor)
+                                      maxp=body.maxp, actor=actor,
+                                      workload=getattr(request.app.state,
+                                                       "workload_settings", None))
     return rep.as_dict()

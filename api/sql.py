@@ -179,13 +179,20 @@ def houses_near(dialect: str, scoped: bool) -> str:
             " bound AS (SELECT CASE WHEN count(*) < :lim THEN CAST(:r AS float8)"
             # ST_DWithin(g, p, ST_Distance(g, p)) can be false by rounding: pad by 1 mm
             " ELSE LEAST(max(d) + 0.001, CAST(:r AS float8)) END AS r FROM knn)"
-            f" SELECT h.*, g.grid_id FROM ("
-            f"SELECT * FROM (SELECT {cols}, bound.r AS bound_r,"
-            f" ST_Distance(CAST(h.geom AS geography), {geog}) AS distance_m"
+            # Houses stack in buildings (every unit at one point): the geodesic distance,
+            # the costly part, is computed once per distinct point, not once per house.
+            ", cand AS (SELECT h.id, h.house_code, h.address, h.community_code, h.lon, h.lat"
             " FROM bound, house h"
             f" WHERE h.geom && ST_Expand({pt}, CAST(:dx AS float8) * bound.r / CAST(:r AS float8),"
-            f" CAST(:dy AS float8) * bound.r / CAST(:r AS float8)){scope}) c"
-            " WHERE c.distance_m <= c.bound_r ORDER BY c.distance_m, c.id LIMIT :lim) h"
+            f" CAST(:dy AS float8) * bound.r / CAST(:r AS float8)){scope}),"
+            # MATERIALIZED, or the planner inlines it and computes per house again
+            " pts AS MATERIALIZED (SELECT p.lon, p.lat, ST_Distance(CAST("
+            f"ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326) AS geography), {geog}) AS distance_m"
+            " FROM (SELECT DISTINCT lon, lat FROM cand) p)"
+            " SELECT h.*, g.grid_id FROM ("
+            " SELECT c.*, pts.distance_m FROM bound, cand c JOIN pts ON pts.lon = c.lon"
+            " AND pts.lat = c.lat WHERE pts.distance_m <= bound.r"
+            " ORDER BY pts.distance_m, c.id LIMIT :lim) h"
             f" {HOUSE_GRID_JOIN} ORDER BY h.distance_m, h.id"
         )
     frame = "BuildMbr(:x0, :y0, :x1, :y1, 4326)"

@@ -11,7 +11,9 @@
    a neighbour, commit, then diff the draft against the adopted plan — the time of both is
    the figure (target ≤ 0.2 s), with the houses re-tested next to the city's total; then
    undo (not timed) so every reshape starts from the same plan. The first edit of the
-   process (cold: pyproj tables, caches) is reported apart and not in the median.
+   process (cold: pyproj tables, caches) is reported apart and not in the median. Each run
+   also gives the process's CPU seconds and the load average: other jobs on the machine
+   stretch wall time, not CPU time.
 4. Rebalance figures from ``gridmgr.rebalance`` on the synthetic 16-grid street of issue 8
    (``bench/rebalance.synth_street``): today's grids, spopt's max-p and gridmgr at H3
    resolutions 10 and 11, all from this run; and ``plan rebalance`` of one demo street in
@@ -130,18 +132,22 @@ def bench_reshapes(url: str, n: int) -> dict[str, Any]:
     log(f"plan new {name}: {new_s:.1f} s")
     with engine.connect() as conn:
         targets = reshape_targets(conn, plan_ops.get_plan(conn, name).id, n)
+    from gridmgr.settings import TierSettings, WorkloadSettings
+
+    wl, tiers = WorkloadSettings(), TierSettings()  # read once, as a server does
     runs = []
     cold = None
     for i, (grid_id, geom) in enumerate(targets):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with engine.begin() as conn:
             op = plan_ops.reshape(conn, plan=name, grid_id=grid_id, geometry=geom, actor="bench")
         t1 = time.perf_counter()
         with engine.connect() as conn:
-            d = plan_ops.diff(conn, plan=name)
-        t2 = time.perf_counter()
+            d = plan_ops.diff(conn, plan=name, settings=wl, tiers=tiers)
+        t2, c2 = time.perf_counter(), time.process_time()
         run = {"grid_id": grid_id, "reshape_s": round(t1 - t0, 4),
                "diff_s": round(t2 - t1, 4), "total_s": round(t2 - t0, 4),
+               "cpu_s": round(c2 - c0, 4), "load_avg_1min": round(os.getloadavg()[0], 2),
                "houses_tested": op.houses_tested, "houses_moved": op.houses_moved,
                "diff_houses_moved": d.houses_moved, "grids_in_diff": len(d.grids)}
         log(f"reshape {grid_id}: {run}")
@@ -157,6 +163,8 @@ def bench_reshapes(url: str, n: int) -> dict[str, Any]:
             "first_edit_of_process": cold, "runs": runs,
             "total_s_median": round(statistics.median(totals), 4) if totals else None,
             "total_s_max": round(max(totals), 4) if totals else None,
+            "cpu_s_median": round(statistics.median(r["cpu_s"] for r in runs), 4)
+            if runs else None,
             "houses_tested_max": max((r["houses_tested"] for r in runs), default=0),
             "draft": name}
 
