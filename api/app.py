@@ -185,13 +185,15 @@ def create_app(settings: ApiSettings | None = None, *,
     app.state.tier_settings = tiers
     app.state.tokens = TokenCache(settings.token_cache_seconds)
     errors.install(app)
+    # Routes are matched in order: the hot lookups first.
+    for module in (houses, grids, features, reports, audit):
+        app.include_router(module.router)
     web = _optional("api.web_router")
     if web is not None:
         # The web app answers GET / for browsers (and hands others the JSON landing page),
         # so it goes ahead of meta's landing route.
         app.include_router(web.router)
-    for module in (meta, houses, grids, reports, features, audit):
-        app.include_router(module.router)
+    app.include_router(meta.router)
     plans = _plans_router()
     if plans is not None:
         app.include_router(plans[0], dependencies=plans[1])

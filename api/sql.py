@@ -163,7 +163,7 @@ def houses_near(dialect: str, scoped: bool) -> str:
     PostGIS: a GiST KNN scan (``<->``, in degrees) finds :lim candidates inside the box
     that circumscribes the circle; the largest geodesic distance among them bounds the
     true :lim nearest, so a second indexed pass inside that smaller circle, ordered by
-    geodesic distance, is exact — and costs O(:lim) however large the radius.
+    geodesic distance, is exact — and its cost follows :lim, not the radius.
     SpatiaLite: the R*Tree prefilters the box (:x0..:y1), distances are on the ellipsoid.
     """
     scope = in_codes(dialect, "h.community_code") if scoped else ""

@@ -37,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -93,14 +94,19 @@ def build_store(scale: float, seed: int, data_dir: Path, log: list[str]) -> tupl
     city = make_city(scale=scale, seed=seed)
     log.append(f"synthesised scale {scale}: {city.counts()} in {time.perf_counter() - t0:.0f} s")
     print(log[-1], flush=True)
-    # Through the interchange files, as `gridmgr demo` does (the loaders' own reading).
-    files = city.write(data_dir)
-    del city
-    for kind in ("areas", "grids", "houses", "businesses", "people", "rentals"):
-        t1 = time.perf_counter()
-        result = load_file(engine, kind, files[kind], report_path=data_dir / f"{kind}.report.csv")
-        log.append(f"loaded {kind}: {result.loaded} rows in {time.perf_counter() - t1:.0f} s")
-        print(log[-1], flush=True)
+    # Through the interchange files, as `gridmgr demo` does (the loaders' own reading);
+    # the files (~2 GB at scale 1) are deleted once loaded.
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+        files = city.write(Path(tmp))
+        del city
+        for kind in ("areas", "grids", "houses", "businesses", "people", "rentals"):
+            t1 = time.perf_counter()
+            result = load_file(engine, kind, files[kind],
+                               report_path=data_dir / f"{kind}.report.csv")
+            log.append(f"loaded {kind}: {result.loaded} rows in "
+                       f"{time.perf_counter() - t1:.0f} s")
+            print(log[-1], flush=True)
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     engine.dispose()

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from conftest import City, load_city, settings_for
+from apicity import City, load_city, settings_for
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import City
+from apicity import City
 from fastapi.testclient import TestClient
 
 from api.models import ErrorOut

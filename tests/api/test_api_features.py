@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from conftest import City
+from apicity import City
 from fastapi.testclient import TestClient
 
 from api.models import (

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 
 import orjson
-from conftest import City
+from apicity import City, settings_for
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from api.app import create_app
 from api.models import GridHousesOut, GridOut, StaffingOut, WorkloadOut
 from gridmgr.store.engine import make_engine
 from gridmgr.store.queries import grid_workload
@@ -49,12 +50,8 @@ def test_grid_detail_matches_store_workload(client: TestClient, city: City) -> N
     assert client.get("/grids/nope", headers=city.auth("admin")).status_code == 404
 
 
-def test_grid_workload_follows_count_changes(city: City, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_grid_workload_follows_count_changes(city: City) -> None:
     """The workload cache is keyed by the counts row, so a changed count shows at once."""
-    from conftest import settings_for
-
-    from api.app import create_app
-
     with TestClient(create_app(settings_for(city.url))) as c:
         before = c.get("/grids/510104001001-02", headers=city.auth("admin")).json()
         engine = make_engine(city.url)

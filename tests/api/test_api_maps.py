@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import City
+from apicity import City
 from fastapi.testclient import TestClient
 
 pytest.importorskip("layers", reason="layers.build_map serves the maps")
