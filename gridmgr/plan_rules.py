@@ -52,6 +52,11 @@ RULES: tuple[str, ...] = (
 )
 """Every rule, in the order problems are reported."""
 
+CHECK_GRID_DEG = 1e-9
+"""The rules' overlays snap to this grid (≈ 0.1 mm): floating-point overlays of boundaries
+that nearly coincide can fail outright (a whole community reported as a gap), snap-rounded
+ones cannot, and a tenth of a millimetre is far below the tolerance."""
+
 _M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON = 111_320.0
 
@@ -328,7 +333,7 @@ def problems(
     for k in np.flatnonzero(usable).tolist():
         if ids[k] not in wanted or codes[k] not in communities:
             continue
-        outside = shapely.difference(geoms[k], communities[codes[k]])
+        outside = shapely.difference(geoms[k], communities[codes[k]], grid_size=CHECK_GRID_DEG)
         for piece in _pieces(outside, frame, tol):
             a = frame.area_m2(piece)
             found.append(Problem("outside_community", (ids[k],),
@@ -345,7 +350,7 @@ def problems(
         for a, b in zip(idx[a_i[keep]], idx[b_i[keep]], strict=True):
             if ids[a] not in wanted and ids[b] not in wanted:
                 continue
-            inter = shapely.intersection(geoms[a], geoms[b])
+            inter = shapely.intersection(geoms[a], geoms[b], grid_size=CHECK_GRID_DEG)
             for piece in _pieces(inter, frame, tol):
                 ar = frame.area_m2(piece)
                 pair = tuple(sorted((ids[a], ids[b])))
@@ -357,8 +362,9 @@ def problems(
     for code in comms:
         boundary = communities[code]
         near = idx[shapely.intersects(geoms[idx], boundary)] if idx.size else idx
-        cover = shapely.union_all(geoms[near]) if near.size else shapely.MultiPolygon()
-        hole = shapely.difference(boundary, cover)
+        cover = shapely.union_all(geoms[near], grid_size=CHECK_GRID_DEG) if near.size \
+            else shapely.MultiPolygon()
+        hole = shapely.difference(boundary, cover, grid_size=CHECK_GRID_DEG)
         for piece in _pieces(hole, frame, tol):
             ar = frame.area_m2(piece)
             touching = [ids[j] for j in near
@@ -413,13 +419,14 @@ def new_problems(
     old_regions: dict[str, BaseGeometry] = {}
     for rule in ("outside_community", "overlap", "gap", "not_contiguous"):
         regions = [p.region for p in old if p.rule == rule and p.region is not None]
-        old_regions[rule] = shapely.union_all(regions) if regions else shapely.MultiPolygon()
+        old_regions[rule] = shapely.union_all(regions, grid_size=CHECK_GRID_DEG) if regions \
+            else shapely.MultiPolygon()
     fresh: list[Problem] = []
     for p in after_found:
         if p.region is None or p.rule not in old_regions:
             fresh.append(p)
             continue
-        rest = shapely.difference(p.region, old_regions[p.rule])
+        rest = shapely.difference(p.region, old_regions[p.rule], grid_size=CHECK_GRID_DEG)
         pieces = _pieces(rest, frame, tol)
         if not pieces:
             continue

@@ -542,8 +542,12 @@ def _validate(conn: Connection, plan: PlanRow, before: Mapping[str, GridRow],
         raise rules.PlanRuleViolation(f"{op} in plan {plan.name}", found)
 
 
-_EPS_DEG = 1e-9
-"""Changed regions are widened by this (≈ 0.1 mm) so float noise in overlays loses no house."""
+_GRID_DEG = 1e-9
+"""Overlays for changed regions snap to this grid: floating-point overlays of nearly
+coincident boundaries can fail, snap-rounded ones cannot."""
+_EPS_DEG = 3e-9
+"""Changed regions are widened by this (≈ 0.3 mm), more than snapping moves any point, so
+no house whose coverage changed falls outside."""
 _MAX_BOXES = 16
 
 
@@ -556,16 +560,25 @@ def changed_region(pairs: Sequence[tuple[BaseGeometry | None, BaseGeometry | Non
     region need re-testing. It is widened by a hair so that overlay rounding loses none.
     """
     parts = []
+    edges = []
     for old, new in pairs:
         o = shapely.MultiPolygon() if old is None else old
         n = shapely.MultiPolygon() if new is None else new
         if o.is_empty and n.is_empty:
             continue
-        parts.append(shapely.symmetric_difference(o, n) if not (o.is_empty or n.is_empty)
-                     else (n if o.is_empty else o))
+        parts.append(shapely.symmetric_difference(o, n, grid_size=_GRID_DEG)
+                     if not (o.is_empty or n.is_empty) else (n if o.is_empty else o))
+        # the boundary lines that moved (a shared edge that stayed put is not among them)
+        edges.append(shapely.symmetric_difference(shapely.boundary(o), shapely.boundary(n),
+                                                  grid_size=_GRID_DEG)
+                     if not (o.is_empty or n.is_empty)
+                     else shapely.boundary(n if o.is_empty else o))
     if not parts:
         return shapely.MultiPolygon()
-    region = shapely.union_all(np.asarray(parts, dtype=object))
+    # Snap-rounding may drop a sliver thinner than the grid; a point in one lies that close
+    # to the boundary lines that moved, so a hair-wide band along them brings it back.
+    band = shapely.buffer(shapely.geometrycollections(edges), _EPS_DEG, quad_segs=1)
+    region = shapely.union_all(np.asarray([*parts, band], dtype=object), grid_size=_GRID_DEG)
     return shapely.buffer(region, _EPS_DEG, quad_segs=1) if not region.is_empty else region
 
 
@@ -1702,16 +1715,17 @@ class RebalanceReport:
                 "proposal": self.proposal, "maxp": self.maxp, "op": self.op.as_dict()}
 
 
-def _allocate_k(loads: Mapping[str, float], k: int, floor: float, ceiling: float,
-                blocks: Mapping[str, int]) -> dict[str, int]:
-    """Share k grids among communities: each at least one and enough for the ceiling."""
+def _allocate_k(loads: Mapping[Any, float], k: int, floor: float, ceiling: float,
+                blocks: Mapping[Any, int]) -> dict[Any, int]:
+    """Share k grids among pieces of an area: each at least one and enough for the ceiling."""
     codes = sorted(loads)
     need = {c: max(1, math.ceil(loads[c] / ceiling - 1e-9)) for c in codes}
     cap = {c: max(1, min(blocks[c], math.floor(loads[c] / floor + 1e-9) if floor > 0
                          else blocks[c])) for c in codes}
     if sum(need.values()) > k:
-        raise BadInput(f"the {len(codes)} communities need at least {sum(need.values())} grids "
-                       f"at a ceiling of {ceiling:g}: choose --grids {sum(need.values())} or more")
+        raise BadInput(f"the area's {len(codes)} separate pieces (communities, or detached parts "
+                       f"of one) need at least {sum(need.values())} grids at a ceiling of "
+                       f"{ceiling:g}: choose --grids {sum(need.values())} or more")
     ks = dict(need)
     for _ in range(k - sum(ks.values())):  # one step per grid to hand out
         room = [c for c in codes if ks[c] < cap[c]] or [c for c in codes if ks[c] < blocks[c]]
@@ -1742,13 +1756,16 @@ def rebalance_area(
 ) -> RebalanceReport:
     """Replace the unlocked grids of a community or street by ``grids`` balanced grids.
 
-    Blocks are H3 cells (``resolution``) clipped to each community's unlocked grids; load is
-    the floating residents living in each house now. A street's grids are shared among its
-    communities (each at least one, enough for the ceiling, the rest by load), so every
-    new grid stays inside one community. ``floor``/``ceiling`` default to one and two
-    co-managers' worth (``workload.co_manager_ratio``). The proposal is written into the
-    draft as one undoable edit; the report compares it with today's grids and, with
-    ``maxp``, with spopt's max-p on the same blocks.
+    Blocks are H3 cells (``resolution``) clipped to the ground the community's unlocked grids
+    cover (so the new grids cover exactly what the old ones did); load is the floating
+    residents living in each house now. The grids are shared among the communities, and
+    among the separate pieces of one (each at least one grid, enough for the ceiling, the
+    rest by load), so every new grid is one piece inside one community; a small, nearly
+    empty detached piece joins the nearest new grid as the island it was.
+    ``floor``/``ceiling`` default to one and two co-managers' worth
+    (``workload.co_manager_ratio``). The proposal is written into the draft as one undoable
+    edit; the report compares it with today's grids and, with ``maxp``, with spopt's max-p
+    on the same blocks.
     """
     import geopandas as gpd
 
@@ -1795,7 +1812,6 @@ def rebalance_area(
         by_comm.setdefault(g.community_code, []).append(g)
     if not by_comm:
         raise BadInput(f"area {area} has no unlocked grids in plan {p.name}")
-    boundaries = community_geometries(conn, sorted(by_comm))
     pks = [int(g.pk or -1) for g in free.values()]
     houses = _frame_in(conn, (
         "SELECT hg.house_id, hg.grid_pk, h.lon, h.lat FROM house_grid hg "
@@ -1813,39 +1829,47 @@ def rebalance_area(
     houses["community"] = houses["grid_pk"].astype(np.int64).map(comm_of_pk) \
         if len(houses) else []
 
-    block_sets = {}
+    # Units: each separate piece of a community's unlocked ground is partitioned on its own
+    # (a grid must be one piece). A small piece with little load (a detached compound) is not
+    # worth a grid: it joins the nearest new grid of its community as the island it was.
+    units: dict[tuple[str, int], Any] = {}
+    minor: dict[str, list[BaseGeometry]] = {}
     for code, members in by_comm.items():
-        cover = rules.merge_geometries([g.geom for g in members], tolerance_m=rcfg.tolerance_m)
-        parent = cover
-        if code in boundaries:
-            parent = rules.clean(shapely.intersection(cover, boundaries[code]),
-                                 tolerance_m=rcfg.tolerance_m)
-        if parent.is_empty:
-            raise BadInput(f"community {code}: its unlocked grids do not overlap its boundary")
+        parent = rules.merge_geometries([g.geom for g in members], tolerance_m=rcfg.tolerance_m)
+        parts = sorted(shapely.get_parts(parent), key=lambda g: -float(g.area))
         h = houses[houses["community"] == code]
-        block_sets[code] = build_blocks(parent, h["lon"].to_numpy(dtype=float),
-                                        h["lat"].to_numpy(dtype=float),
-                                        h["load"].to_numpy(dtype=float), resolution=resolution)
-    loads = {c: float(bs.blocks["load"].sum()) for c, bs in block_sets.items()}
-    nblocks = {c: len(bs.blocks) for c, bs in block_sets.items()}
+        hx, hy = h["lon"].to_numpy(dtype=float), h["lat"].to_numpy(dtype=float)
+        hl = h["load"].to_numpy(dtype=float)
+        where = _first_cover(hx, hy, np.asarray(parts, dtype=object))
+        total_area = float(sum(g.area for g in parts))
+        for i, part in enumerate(parts):
+            sel = where == i
+            if i > 0 and hl[sel].sum() < 0.5 * lo and part.area < 0.1 * total_area:
+                minor.setdefault(code, []).append(part)
+                continue
+            units[(code, i)] = build_blocks(part, hx[sel], hy[sel], hl[sel],
+                                            resolution=resolution)
+    loads = {u: float(bs.blocks["load"].sum()) for u, bs in units.items()}
+    nblocks = {u: len(bs.blocks) for u, bs in units.items()}
     ks = _allocate_k(loads, int(grids), lo, hi, nblocks)
 
     limit = float(time_limit_s) if time_limit_s is not None else (5.0 if resolution <= 10
                                                                   else 10.0)
     total_blocks = sum(nblocks.values())
     new_rows: list[GridRow] = []
-    staff: list[tuple[int, list[str]]] = []
     loads_all: list[np.ndarray] = []
     pp_all: list[np.ndarray] = []
     cg_all: list[np.ndarray] = []
     cgraph_all: list[np.ndarray] = []
     seconds, timed_out = 0.0, False
     taken: set[str] = set()
-    for code in sorted(block_sets):
-        bs, kc = block_sets[code], ks[code]
-        lc = loads[code]
+    per_comm: dict[str, list[GridRow]] = {}
+    for unit in sorted(units):
+        code = unit[0]
+        bs, kc = units[unit], ks[unit]
+        lc = loads[unit]
         f_c, c_c = min(lo, lc / kc), max(hi, lc / kc)
-        share = nblocks[code] / max(total_blocks, 1)
+        share = nblocks[unit] / max(total_blocks, 1)
         res = rebalance(bs.blocks, bs.adjacency, kc, f_c, c_c, seed=seed,
                         time_limit_s=max(0.5, limit * share), settings=cfg)
         seconds += res.seconds
@@ -1860,10 +1884,18 @@ def rebalance_area(
         police = pd.Series([g.police_area for g in by_comm[code]]).dropna()
         pa_mode = str(police.mode().iloc[0]) if len(police) else None
         for r in range(kc):
-            members = geoms[res.labels == r]
-            new_rows.append(GridRow(ids[r], code, rules.merge_geometries(
-                list(members), tolerance_m=rcfg.tolerance_m), None, pa_mode, 0, False))
-        staff.append((sum(g.co_managers_assigned for g in by_comm[code]), ids))
+            proposed = GridRow(ids[r], code, rules.merge_geometries(
+                list(geoms[res.labels == r]), tolerance_m=rcfg.tolerance_m), None, pa_mode, 0,
+                False)
+            new_rows.append(proposed)
+            per_comm.setdefault(code, []).append(proposed)
+    for code, pieces in minor.items():
+        for piece in pieces:
+            near = min(per_comm[code], key=lambda g: float(shapely.distance(g.geom, piece)))
+            near.geom = shapely.union(near.geom, piece)
+    staff = [(sum(g.co_managers_assigned for g in by_comm[code]),
+              [g.grid_id for g in rows]) for code, rows in per_comm.items()]
+    comm_k = {code: len(rows) for code, rows in sorted(per_comm.items())}
 
     proposal = PartitionMetrics(loads=np.concatenate(loads_all),
                                 polsby_popper=np.concatenate(pp_all),
@@ -1883,7 +1915,7 @@ def rebalance_area(
 
     maxp_out: dict[str, Any] | None = None
     if maxp:
-        frames = [bs.blocks for _, bs in sorted(block_sets.items())]
+        frames = [bs.blocks for _, bs in sorted(units.items())]
         allb = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=4326)
         crs_m = metric_crs_for(shapely.box(*allb.total_bounds))
         adj = adjacency_from_geometry(to_metric(allb.geometry.to_numpy(), crs_m))
@@ -1898,7 +1930,7 @@ def rebalance_area(
                 args={"area": area, "grids": int(grids), "floor": lo, "ceiling": hi,
                       "resolution": resolution, "seed": seed}, actor=actor, staff=staff,
                 settings=rcfg)
-    return RebalanceReport(plan=p.name, area=area, communities=ks, floor=lo, ceiling=hi,
+    return RebalanceReport(plan=p.name, area=area, communities=comm_k, floor=lo, ceiling=hi,
                            resolution=resolution, seed=seed, blocks=total_blocks,
                            houses=len(houses), load_total=float(sum(loads.values())),
                            current=current, proposal=proposal, maxp=maxp_out, op=op,

@@ -745,3 +745,23 @@ def test_first_cover_follows_the_assignment_tie_rule() -> None:
     expect = assign_points(x, y, geoms, method="strtree")
     assert (expect >= 0).sum() > 2000 and not (expect == 12).any()  # lower ids win overlaps
     assert np.array_equal(_first_cover(x, y, geoms), expect)
+
+
+def test_rebalance_keeps_an_inherited_island(store_url: str, tmp_path: Path) -> None:
+    from cityfiles import C2, write_city
+
+    _load(store_url, write_city(tmp_path / "city"), tmp_path)
+    new_draft(store_url)
+    engine = make_engine(store_url)
+    with engine.begin() as conn:
+        rep = plan_ops.rebalance_area(conn, plan="d1", area=C2, grids=1, floor=1, ceiling=10,
+                                      resolution=9)
+    assert rep.communities == {C2: 1} and len(rep.op.added) == 1
+    with engine.connect() as conn:
+        check_consistent(conn, "d1")
+        grid = grids_of(conn, "d1").loc[rep.op.added[0], "geom"]
+        # the far triangle (outside the community, as loaded) stays with the new grid
+        assert len(shapely.get_parts(grid)) == 2
+        assert grid.covers(shapely.Point(104.305, 30.601))
+        assert links(conn, "d1") == links(conn, "base") | {
+            h: rep.op.added[0] for h, g in links(conn, "base").items() if g == f"{C2}-01"}
