@@ -53,11 +53,23 @@ def test_police_finds_residents_by_code_and_records_an_inspection(web: WebSessio
 
     # Clicking the house's building on the map opens a house there (the units of a
     # building share its point, so any of them may come up).
-    point = page.evaluate("""([lat, lon]) => {
+    # Opening the house pans the map (animated); take the point once the map is still,
+    # or a slow machine clicks where the house was a moment ago.
+    point = page.evaluate("""async ([lat, lon]) => {
         const map = window.gridmgrApp.views.police.map;
-        const box = map.getContainer().getBoundingClientRect();
-        const p = map.latLngToContainerPoint([lat, lon]);
-        return [p.x + box.left, p.y + box.top];
+        const at = () => {
+            const box = map.getContainer().getBoundingClientRect();
+            const p = map.latLngToContainerPoint([lat, lon]);
+            return [p.x + box.left, p.y + box.top];
+        };
+        let last = at();
+        for (let i = 0; i < 50; i++) {
+            await new Promise((r) => setTimeout(r, 100));
+            const now = at();
+            if (now[0] === last[0] && now[1] === last[1]) return now;
+            last = now;
+        }
+        return last;
     }""", [city.house_lonlat[1], city.house_lonlat[0]])
     page.locator("#house-title").evaluate("el => el.remove()")
     page.mouse.click(*point)
