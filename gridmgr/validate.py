@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from gridmgr.errors import BadInput, RowProblem, ValidationReport
@@ -43,7 +45,9 @@ def blank_to_none(values: np.ndarray) -> np.ndarray:
 
 def lookup(keys: np.ndarray, table: dict[str, str]) -> np.ndarray:
     """Map each key through `table` (hashing, not a Python loop); "" where absent."""
-    return pd.Series(keys, dtype=object).map(table).fillna("").to_numpy(dtype=object)
+    out = pd.Series(keys, dtype=object).map(table).to_numpy(dtype=object)
+    out[pd.isna(out)] = ""
+    return out
 
 
 def _series(kind: str) -> pd.Series:
@@ -83,6 +87,7 @@ class _Checker:
         self.kind = kind
         self.bad = np.zeros(len(df), dtype=bool)
         self.report = ValidationReport(kind=kind, rows=len(df))
+        self._arrow_cache: dict[str, pa.ChunkedArray] = {}
 
     def flag(
         self,
@@ -107,11 +112,35 @@ class _Checker:
                            f"and {idx.size - MAX_MESSAGES_PER_CHECK} more rows with this problem")
             )
 
+    def _arrow(self, col: str) -> pa.ChunkedArray:
+        """A column as trimmed Arrow text, "" for missing (computed once per column)."""
+        if col not in self._arrow_cache:
+            if col not in self.df.columns:
+                arr = pa.chunked_array([pa.array(np.full(len(self.df), "", dtype=object),
+                                                 type=pa.string())])
+            else:
+                s = self.df[col]
+                if s.dtype == object or not pd.api.types.is_string_dtype(s.dtype):
+                    s = s.fillna("").astype(str)
+                arr = pa.chunked_array(pa.array(s, from_pandas=True))
+                arr = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
+            self._arrow_cache[col] = arr
+        return self._arrow_cache[col]
+
     def text(self, col: str) -> np.ndarray:
-        if col not in self.df.columns:
-            return np.full(len(self.df), "", dtype=object)
-        s = self.df[col]
-        return s.fillna("").astype(str).str.strip().to_numpy(dtype=object)
+        return np.asarray(self._arrow(col).to_numpy(zero_copy_only=False), dtype=object)
+
+    def column(self, col: str, blank_none: bool = False) -> pd.api.extensions.ExtensionArray:
+        """A column as a pandas string array on Arrow memory (no Python objects)."""
+        arr = self._arrow(col)
+        if blank_none:
+            arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+        return pd.array(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+
+    def require(self, col: str) -> None:
+        """Flag rows where a required text column is empty (no Python strings made)."""
+        self.flag(pc.equal(self._arrow(col), "").to_numpy(zero_copy_only=False), col,
+                  "missing value")
 
     def required_text(self, col: str) -> np.ndarray:
         vals = self.text(col)
@@ -120,57 +149,76 @@ class _Checker:
 
     def number(self, col: str, required: bool, integer: bool = False,
                minimum: float | None = None) -> np.ndarray:
-        raw = self.text(col)
-        num = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=float)
-        empty = raw == ""
+        arr = self._arrow(col)
+        empty = pc.equal(arr, "").to_numpy(zero_copy_only=False)
+        try:
+            # Arrow parses a clean column in C++; any unparsable value sends the whole
+            # column down pandas' per-value path, which names each bad row.
+            nulled = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+            num = np.asarray(pc.cast(nulled, pa.float64()).to_numpy(zero_copy_only=False),
+                             dtype=float)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            num = pd.to_numeric(pd.Series(self.text(col), dtype=object),
+                                errors="coerce").to_numpy(dtype=float)
+
+        def raw(i: int) -> str:
+            return str(arr[i].as_py())
+
         if required:
             self.flag(empty, col, "missing value")
-        self.flag(~empty & np.isnan(num), col, lambda i: f"{raw[i]!r} is not a number")
+        self.flag(~empty & np.isnan(num), col, lambda i: f"{raw(i)!r} is not a number")
         if integer:
             frac = ~np.isnan(num) & (num != np.floor(num))
-            self.flag(frac, col, lambda i: f"{raw[i]!r} is not a whole number")
+            self.flag(frac, col, lambda i: f"{raw(i)!r} is not a whole number")
         if minimum is not None:
             low = ~np.isnan(num) & (num < minimum)
-            self.flag(low, col, lambda i: f"{raw[i]} is below the minimum {minimum:g}")
+            self.flag(low, col, lambda i: f"{raw(i)} is below the minimum {minimum:g}")
         return num
 
     def date(self, col: str, required: bool) -> np.ndarray:
-        raw = self.text(col)
-        parsed = pd.to_datetime(pd.Series(raw), errors="coerce", format="mixed")
-        vals = parsed.to_numpy(dtype="datetime64[D]")
-        empty = raw == ""
+        arr = self._arrow(col)
+        empty = pc.equal(arr, "").to_numpy(zero_copy_only=False)
+        iso = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
+        vals = np.asarray(pc.cast(iso, pa.date32()).to_numpy(zero_copy_only=False),
+                          dtype="datetime64[D]")
+        retry = ~empty & np.isnat(vals)
+        if retry.any():
+            # Other spellings (2024/1/2, 20240102 …) through pandas, only for those rows.
+            raw_rows = self.text(col)[retry]
+            parsed = pd.to_datetime(pd.Series(raw_rows), errors="coerce", format="mixed")
+            vals[retry] = parsed.to_numpy(dtype="datetime64[D]")
         if required:
             self.flag(empty, col, "missing value")
         self.flag(~empty & np.isnat(vals), col,
-                  lambda i: f"{raw[i]!r} is not a date (use YYYY-MM-DD)")
+                  lambda i: f"{arr[i].as_py()!r} is not a date (use YYYY-MM-DD)")
         return vals
 
     def choice(self, col: str, allowed: tuple[str, ...], required: bool,
                default: str | None = None) -> np.ndarray:
-        raw = self.text(col)
-        vals = np.char.lower(raw.astype(str)).astype(object)
+        arr = self._arrow(col)
+        vals = np.asarray(pc.utf8_lower(arr).to_numpy(zero_copy_only=False), dtype=object)
         empty = vals == ""
         if required:
             self.flag(empty, col, "missing value")
         elif default is not None:
             vals[empty] = default
             empty = np.zeros(len(vals), dtype=bool)
-        wrong = ~empty & ~np.isin(vals, allowed)
-        self.flag(wrong, col, lambda i: f"{raw[i]!r} is not one of {', '.join(allowed)}")
+        wrong = ~empty & ~pd.Series(vals).isin(allowed).to_numpy()
+        self.flag(wrong, col, lambda i: f"{arr[i].as_py()!r} is not one of {', '.join(allowed)}")
         return vals
 
     def unique(self, vals: np.ndarray, col: str, existing: pd.Index | None = None,
                what: str = "") -> None:
-        s = pd.Series(vals)
-        nonempty = s != ""
-        dup = (s.duplicated(keep="first") & nonempty).to_numpy()
-        if dup.any():
-            first = s[nonempty].drop_duplicates(keep="first")
-            first_row = pd.Series(first.index.to_numpy() + 1, index=first.to_numpy())
+        nonempty = vals != ""
+        codes_, uniques = pd.factorize(vals)
+        if len(uniques) < len(vals) - (~nonempty).sum() + (not nonempty.all()):
+            first_of = np.full(len(uniques), len(vals), dtype=np.int64)
+            np.minimum.at(first_of, codes_, np.arange(len(vals)))
+            dup = nonempty & (first_of[codes_] != np.arange(len(vals)))
             self.flag(dup, col, lambda i: f"duplicate {col} {vals[i]!r} (first on row "
-                                           f"{int(first_row[vals[i]])})")
+                                           f"{int(first_of[codes_[i]]) + 1})")
         if existing is not None and len(existing):
-            there = nonempty.to_numpy() & s.isin(existing).to_numpy()
+            there = nonempty & pd.Index(uniques).isin(existing)[codes_]
             self.flag(there, col, lambda i: f"{col} {vals[i]!r} is already {what or 'loaded'}")
 
     def finish(self, frame: pd.DataFrame) -> Checked:
@@ -310,7 +358,7 @@ def check_houses(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     source_id = c.required_text("source_id")
     c.unique(source_id, "source_id", keys.source_ids)
     lon, lat = _check_lonlat(c, keys)
-    address = c.required_text("address")
+    c.require("address")
     code_raw = c.text("house_code")
     has_code = code_raw != ""
     reasons = np.full(len(df), None, dtype=object)
@@ -318,8 +366,10 @@ def check_houses(df: pd.DataFrame, keys: StoreKeys) -> Checked:
         reasons[has_code] = codes.code_problems(code_raw[has_code].astype(str))
     c.flag(has_code & (reasons != None), "house_code",  # noqa: E711 (elementwise)
            lambda i: f"house code {code_raw[i]!r} is invalid: {reasons[i]}")
-    canon = np.where(has_code, np.char.replace(np.char.replace(
-        np.char.upper(code_raw.astype(str)), "-", ""), " ", ""), "").astype(object)
+    canon = np.full(len(df), "", dtype=object)
+    if has_code.any():
+        canon[has_code] = np.char.replace(np.char.replace(
+            np.char.upper(code_raw[has_code].astype(str)), "-", ""), " ", "")
     c.unique(canon, "house_code", keys.house_ids_by_code.index, "used by another house")
     building = c.number("building", required=False, integer=True, minimum=0)
     unit = c.number("unit", required=False, integer=True, minimum=0)
@@ -333,11 +383,12 @@ def check_houses(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     c.flag((community != "") & (lv != "community"), "community_code",
            lambda i: f"{community[i]!r} is not a loaded community")
     frame = pd.DataFrame({
-        "source_id": source_id, "lon": lon, "lat": lat, "address": address,
-        "community_code": blank_to_none(community),
+        "source_id": c.column("source_id"), "lon": lon, "lat": lat,
+        "address": c.column("address"),
+        "community_code": c.column("community_code", blank_none=True),
         "house_code": blank_to_none(canon),
         "building": building, "unit": unit, "room": room, "area_m2": area_m2,
-        "use": blank_to_none(c.text("use")),
+        "use": c.column("use", blank_none=True),
     })
     return c.finish(frame)
 
