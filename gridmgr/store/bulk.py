@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,8 +13,25 @@ import shapely
 from sqlalchemy import Connection, text
 
 from gridmgr.progress import Quiet, Reporter
+from gridmgr.store import pgbinary
 
 CHUNK = 200_000
+
+
+@dataclass
+class Points:
+    """Point geometries as coordinate arrays; encoded straight to EWKB, no shapely objects."""
+
+    x: np.ndarray
+    y: np.ndarray
+    srid: int = 4326
+
+    def __getitem__(self, s: slice) -> Points:
+        return Points(self.x[s], self.y[s], self.srid)
+
+    def geometries(self) -> np.ndarray:
+        """The points as shapely geometries."""
+        return shapely.points(self.x, self.y)
 
 
 def is_pg(conn: Connection) -> bool:
@@ -60,7 +78,7 @@ def _pg_csv(frame: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
-def _sqlite_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+def _sqlite_columns(frame: pd.DataFrame) -> list[list[Any]]:
     cols = []
     for col in frame.columns:
         s = frame[col]
@@ -75,7 +93,7 @@ def _sqlite_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
         else:
             obj = s.astype(object)
             cols.append(obj.where(pd.notna(obj), None).tolist())
-    return list(zip(*cols, strict=True))
+    return cols
 
 
 def bulk_insert(
@@ -83,7 +101,7 @@ def bulk_insert(
     table: str,
     frame: pd.DataFrame,
     *,
-    geometry: np.ndarray | None = None,
+    geometry: np.ndarray | Points | None = None,
     geom_column: str = "geom",
     reporter: Reporter | None = None,
     label: str | None = None,
@@ -126,8 +144,9 @@ def _pg_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
     """Drop a table's secondary indexes for a big batch; return the DDL that rebuilds them.
 
     Building a GiST or btree index once after COPY is several times faster than updating
-    it row by row; constraint indexes (primary key, unique) stay, so duplicates still fail.
-    All of it is inside the caller's transaction, so a failed load restores the indexes.
+    it row by row. The primary key stays; UNIQUE constraints are re-added afterwards, so
+    duplicates still fail the load. All of it is inside the caller's transaction, so a
+    failed load restores the indexes.
     """
     if n < SQLITE_REBUILD_MIN:
         return []
@@ -143,7 +162,17 @@ def _pg_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
     ).fetchall()
     for name, _ in rows:
         conn.execute(text(f'DROP INDEX "{name}"'))
-    return [str(ddl) for _, ddl in rows]
+    # UNIQUE constraints on random keys (source ids, house codes) cost more per row than
+    # everything else in the COPY; re-adding them sorts once and still refuses duplicates.
+    uniques = conn.execute(text(
+        "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+        "WHERE c.conrelid = CAST(:t AS regclass) AND c.contype = 'u' AND NOT EXISTS "
+        "(SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid)"),
+        {"t": table}).fetchall()
+    for name, _ in uniques:
+        conn.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
+    return [str(ddl) for _, ddl in rows] + [
+        f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {ddl}' for name, ddl in uniques]
 
 
 def _sqlite_defer_index(conn: Connection, table: str, geom_column: str, n: int) -> bool:
@@ -163,31 +192,71 @@ def _sqlite_defer_index(conn: Connection, table: str, geom_column: str, n: int) 
     return True
 
 
+def _pg_types(conn: Connection, table: str) -> dict[str, str]:
+    """Column name → type name (int8, varchar, geometry …) of a PostgreSQL table."""
+    rows = conn.execute(text(
+        "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "WHERE a.attrelid = CAST(:t AS regclass) AND a.attnum > 0 AND NOT a.attisdropped"),
+        {"t": table}).fetchall()
+    return {str(name): str(typ) for name, typ in rows}
+
+
+class _Reader:
+    """A file-like view of a buffer for psycopg2's copy_expert (no copy of the whole)."""
+
+    def __init__(self, data: memoryview) -> None:
+        self.data, self.at = data, 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self.data) if size is None or size < 0 else self.at + size
+        out = bytes(self.data[self.at:end])
+        self.at += len(out)
+        return out
+
+    def readline(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+
 def _copy_pg(conn: Connection, table: str, part: pd.DataFrame, cols: list[str],
-             geoms: np.ndarray | None, geom_column: str) -> None:
+             geoms: np.ndarray | Points | None, geom_column: str) -> None:
+    all_cols = list(cols) + ([geom_column] if geoms is not None else [])
+    types = _pg_types(conn, table)
+    raw: Any = conn.connection.dbapi_connection
+    if all(types.get(c) in pgbinary.SUPPORTED for c in all_cols):
+        # Binary COPY: nothing for the server to parse (hex WKB, decimal floats).
+        columns: list[tuple[pd.Series | np.ndarray, str]] = [(part[c], types[c]) for c in cols]
+        if isinstance(geoms, Points):
+            columns.append((pgbinary.point_ewkb(geoms.x, geoms.y, geoms.srid), "geometry"))
+        elif geoms is not None:
+            columns.append((shapely.to_wkb(geoms, include_srid=True), "geometry"))
+        with raw.cursor() as cur:
+            cur.copy_expert(f"COPY {table} ({', '.join(all_cols)}) FROM STDIN "
+                            "WITH (FORMAT binary)", _Reader(pgbinary.encode(columns)))
+        return
     data = part[cols].copy()
-    all_cols = list(cols)
+    if isinstance(geoms, Points):
+        geoms = geoms.geometries()
     if geoms is not None:
         data[geom_column] = shapely.to_wkb(geoms, hex=True, include_srid=True)
-        all_cols.append(geom_column)
-    buf = io.BytesIO(_pg_csv(data))
-    raw: Any = conn.connection.dbapi_connection
     with raw.cursor() as cur:
-        cur.copy_expert(
-            f"COPY {table} ({', '.join(all_cols)}) FROM STDIN WITH (FORMAT csv)", buf
-        )
+        cur.copy_expert(f"COPY {table} ({', '.join(all_cols)}) FROM STDIN WITH (FORMAT csv)",
+                        io.BytesIO(_pg_csv(data)))
 
 
 def _insert_sqlite(conn: Connection, table: str, part: pd.DataFrame, cols: list[str],
-                   geoms: np.ndarray | None, geom_column: str) -> None:
-    rows = _sqlite_rows(part)
+                   geoms: np.ndarray | Points | None, geom_column: str) -> None:
+    columns = _sqlite_columns(part)
     placeholders = ["?"] * len(cols)
     all_cols = list(cols)
-    if geoms is not None:
-        wkb = shapely.to_wkb(geoms)
-        rows = [(*r, w) for r, w in zip(rows, wkb.tolist(), strict=True)]
+    if isinstance(geoms, Points):
+        columns += [geoms.x.tolist(), geoms.y.tolist()]
+        placeholders.append(f"MakePoint(?, ?, {int(geoms.srid)})")
+        all_cols.append(geom_column)
+    elif geoms is not None:
+        columns.append(shapely.to_wkb(geoms).tolist())
         placeholders.append("GeomFromWKB(?, 4326)")
         all_cols.append(geom_column)
+    rows = list(zip(*columns, strict=True))
     sql = f"INSERT INTO {table} ({', '.join(all_cols)}) VALUES ({', '.join(placeholders)})"
     raw: Any = conn.connection.dbapi_connection
     assert raw is not None

@@ -18,7 +18,7 @@ from gridmgr.geo import area_km2
 from gridmgr.interchange import read_table
 from gridmgr.progress import Quiet, Reporter
 from gridmgr.store import counts
-from gridmgr.store.bulk import allocate_ids, bulk_insert, geometries, read_frame
+from gridmgr.store.bulk import Points, allocate_ids, bulk_insert, geometries, read_frame
 from gridmgr.store.models import GRID_COUNT_COLUMNS
 from gridmgr.store.plans import adopted_plan_id, ensure_adopted_plan, plan_grids
 from gridmgr.store.schema import upgrade
@@ -278,7 +278,7 @@ def _write_houses(conn: Connection, good: pd.DataFrame, report: ValidationReport
     })
     for c in ("building", "unit", "room"):
         frame[c] = frame[c].astype("Int64")
-    bulk_insert(conn, "house", frame, geometry=shapely.points(lon, lat), reporter=reporter,
+    bulk_insert(conn, "house", frame, geometry=Points(lon, lat), reporter=reporter,
                 label="writing houses")
     result.outside_areas = frame.loc[frame["outside_areas"], "source_id"].tolist()
     unassigned = np.zeros(len(frame), dtype=bool)
@@ -310,7 +310,7 @@ def _write_businesses(conn: Connection, good: pd.DataFrame, report: ValidationRe
         "name": good["name"], "lon": lon, "lat": lat, "workers": good["workers"],
         "community_code": community,
     })
-    bulk_insert(conn, "business", frame, geometry=shapely.points(lon, lat), reporter=reporter,
+    bulk_insert(conn, "business", frame, geometry=Points(lon, lat), reporter=reporter,
                 label="writing businesses")
     for plan in counts.live_plans(conn):
         idx_to_pk, geoms, _ = plan_grids(conn, plan)
