@@ -58,6 +58,7 @@ __all__ = [
     "UNASSIGNED",
     "affected_points",
     "assign_frame",
+    "assign_nearby",
     "assign_points",
     "reassign_incremental",
 ]
@@ -475,10 +476,15 @@ def assign_points(
     return _CoverIndex(geoms, xa.size).query(xa, ya, nworkers)
 
 
-def _assign_subset(
+def assign_nearby(
     x: np.ndarray, y: np.ndarray, geoms: np.ndarray, workers: int | None = None
 ) -> np.ndarray:
-    """Same as assign_points, but index only polygons whose box meets the points' box."""
+    """Same as assign_points, but index only polygons whose box meets the points' box.
+
+    The entry point for the few thousand points an edit re-tests against the grids around
+    them; few polygons times few points takes a plain loop per polygon. None or empty
+    polygons cover nothing; points with non-finite coordinates stay unassigned.
+    """
     out = np.full(x.size, UNASSIGNED, dtype=np.int64)
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.any() or geoms.size == 0:
@@ -516,7 +522,7 @@ def _affected_indices(x: np.ndarray, y: np.ndarray, shapes: np.ndarray) -> np.nd
     cand = _in_box(x, y, shapely.bounds(shapes))
     if cand.size == 0:
         return cand
-    return cand[_assign_subset(x[cand], y[cand], shapes) >= 0]
+    return cand[assign_nearby(x[cand], y[cand], shapes) >= 0]
 
 
 def affected_points(
@@ -626,7 +632,7 @@ def reassign_incremental(
     shapes = np.concatenate([old, geoms[changed_idx]])
     redo = np.union1d(_affected_indices(xa, ya, shapes), lost)
     if redo.size:
-        result[redo] = _assign_subset(xa[redo], ya[redo], geoms, workers)
+        result[redo] = assign_nearby(xa[redo], ya[redo], geoms, workers)
     return result
 
 

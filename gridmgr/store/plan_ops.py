@@ -40,6 +40,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from gridmgr import plan_rules as rules
+from gridmgr.assign import assign_nearby
 from gridmgr.errors import BadInput, Conflict, NotFound
 from gridmgr.geo import area_km2
 from gridmgr.settings import TierSettings, WorkloadSettings
@@ -102,32 +103,6 @@ def _exec_in(conn: Connection, sql: str, ids: Sequence[int],
     if vals:
         stmt, arg = _in_list(conn, sql, vals)
         conn.execute(text(stmt), {**(params or {}), "ids": arg})
-
-
-def _first_cover(x: np.ndarray, y: np.ndarray, geoms: np.ndarray) -> np.ndarray:
-    """Index of the first polygon covering each point, else -1 (the store's tie rule).
-
-    For the few hundred to few thousand points an edit re-tests against the few grids
-    around them: one vectorised covers test per grid, in grid_id order, on the points not
-    yet placed. Equals :func:`gridmgr.assign.assign_points` (the tests check it).
-    """
-    out = np.full(x.size, -1, dtype=np.int64)
-    todo = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-    for i, g in enumerate(geoms):  # a loop per grid, not per house
-        if todo.size == 0:
-            break
-        if g is None or g.is_empty:
-            continue
-        x0, y0, x1, y1 = g.bounds
-        xs, ys = x[todo], y[todo]
-        near = todo[(xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)]
-        if near.size == 0:
-            continue
-        shapely.prepare(g)
-        hit = shapely.intersects_xy(g, x[near], y[near])
-        out[near[hit]] = i
-        todo = np.setdiff1d(todo, near[hit], assume_unique=True)
-    return out
 
 
 def _bbox_sql(conn: Connection, table: str, alias: str) -> str:
@@ -325,6 +300,10 @@ def create_draft(conn: Connection, *, name: str, source: str | None = None,
         from gridmgr.store.load import assign_plan
 
         assign_plan(conn, new_id)
+    if is_pg(conn):
+        # The copy doubles these tables; with stale statistics PostgreSQL plans the first
+        # edits of the draft as if it were empty (seconds instead of a fraction of one).
+        conn.execute(text("ANALYZE grid, grid_count, house_grid, business_grid"))
     return plan_info(conn, name)
 
 
@@ -670,7 +649,7 @@ def _points_in(conn: Connection, table: str, region: BaseGeometry, *, columns: s
         keep[np.unique(ids, return_index=True)[1]] = False
         keep = ~keep
     if not pg:
-        keep &= _first_cover(x, y, np.asarray([region], dtype=object)) >= 0
+        keep &= assign_nearby(x, y, np.asarray([region], dtype=object)) >= 0
     data: dict[str, Any] = {"id": ids[keep], "lon": x[keep], "lat": y[keep]}
     for name, values in zip(names[3:], cols[3:], strict=True):
         data[name] = np.asarray(values, dtype=object)[keep]
@@ -713,7 +692,7 @@ def _relink(conn: Connection, plan_id: int, kind: str, region: BaseGeometry,
     pk_to_grid = dict(zip(pks.tolist(), gdf["grid_id"].astype(str).tolist(), strict=True)) \
         if len(gdf) else {}
     if len(gdf):
-        found = _first_cover(x, y, geometries(gdf["wkb"]))
+        found = assign_nearby(x, y, geometries(gdf["wkb"]))
         new = np.where(found >= 0, pks[np.maximum(found, 0)], -1)
     else:
         new = np.full(ids.size, -1, dtype=np.int64)
@@ -1840,7 +1819,7 @@ def rebalance_area(
         h = houses[houses["community"] == code]
         hx, hy = h["lon"].to_numpy(dtype=float), h["lat"].to_numpy(dtype=float)
         hl = h["load"].to_numpy(dtype=float)
-        where = _first_cover(hx, hy, np.asarray(parts, dtype=object))
+        where = assign_nearby(hx, hy, np.asarray(parts, dtype=object))
         total_area = float(sum(g.area for g in parts))
         for i, part in enumerate(parts):
             sel = where == i

@@ -731,8 +731,8 @@ def test_http_routes(url: str) -> None:
     assert "/plans/{name}/rebalance" in app.openapi()["paths"]
 
 
-def test_first_cover_follows_the_assignment_tie_rule() -> None:
-    from gridmgr.store.plan_ops import _first_cover
+def test_assign_nearby_follows_the_assignment_tie_rule() -> None:
+    from gridmgr.assign import assign_nearby
 
     rng = np.random.default_rng(5)
     cells = [shapely.box(104.0 + i * 0.01, 30.6 + j * 0.01, 104.01 + i * 0.01, 30.61 + j * 0.01)
@@ -744,7 +744,12 @@ def test_first_cover_follows_the_assignment_tie_rule() -> None:
                         [30.61, np.inf]])
     expect = assign_points(x, y, geoms, method="strtree")
     assert (expect >= 0).sum() > 2000 and not (expect == 12).any()  # lower ids win overlaps
-    assert np.array_equal(_first_cover(x, y, geoms), expect)
+    assert np.array_equal(assign_nearby(x, y, geoms), expect)
+    # A handful of points takes the per-polygon loop; a None or empty grid covers nothing.
+    few = np.r_[0:30, 4000:4010, 4050:4052]
+    holes = np.asarray([None, shapely.Polygon(), *geoms], dtype=object)
+    got = assign_nearby(x[few], y[few], holes)
+    assert np.array_equal(got, np.where(expect[few] >= 0, expect[few] + 2, -1))
 
 
 def test_rebalance_keeps_an_inherited_island(store_url: str, tmp_path: Path) -> None:
