@@ -114,7 +114,8 @@ def bulk_insert(
     cols = list(frame.columns)
     rebuild = geometry is not None and not is_pg(conn) and _sqlite_defer_index(
         conn, table, geom_column, n)
-    pg_indexes = _pg_defer_indexes(conn, table, n) if is_pg(conn) else []
+    deferred = (_pg_defer_indexes(conn, table, n) if is_pg(conn)
+                else _sqlite_defer_indexes(conn, table, n))
     with reporter.step(label or f"writing {table}", n) as bar:
         for start in range(0, n, CHUNK):
             part = frame.iloc[start:start + CHUNK]
@@ -124,9 +125,9 @@ def bulk_insert(
             else:
                 _insert_sqlite(conn, table, part, cols, geoms, geom_column)
             bar.advance(len(part))
-    if pg_indexes:
+    if deferred:
         with reporter.step(f"indexing {table}", None):
-            for ddl in pg_indexes:
+            for ddl in deferred:
                 conn.execute(text(ddl))
     if rebuild:
         with reporter.step(f"indexing {table}", None):
@@ -173,6 +174,25 @@ def _pg_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
         conn.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
     return [str(ddl) for _, ddl in rows] + [
         f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {ddl}' for name, ddl in uniques]
+
+
+def _sqlite_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
+    """Drop a table's plain btree indexes for a big batch; return the DDL that rebuilds them.
+
+    Constraint indexes (sqlite_autoindex_*) cannot be dropped and stay; the rest are
+    built once, by sorting, after the insert (inside the caller's transaction).
+    """
+    if n < SQLITE_REBUILD_MIN:
+        return []
+    existing = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+    if n < existing // 2:
+        return []
+    rows = conn.execute(text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t "
+        "AND sql IS NOT NULL"), {"t": table}).fetchall()
+    for name, _ in rows:
+        conn.execute(text(f'DROP INDEX "{name}"'))
+    return [str(ddl) for _, ddl in rows]
 
 
 def _sqlite_defer_index(conn: Connection, table: str, geom_column: str, n: int) -> bool:

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from gridmgr.store.bulk import Points, bulk_insert
+from gridmgr.store.bulk import Points, bulk_insert, is_pg
 from gridmgr.store.engine import make_engine
 from gridmgr.store.pgbinary import encode
 from gridmgr.store.schema import upgrade
@@ -92,12 +92,20 @@ def test_a_big_batch_still_refuses_duplicates_and_keeps_its_constraints(
         assert conn.execute(text("SELECT count(DISTINCT code) FROM u")).scalar_one() == 29_999
 
 
+def index_names(conn: Connection, table: str) -> set[str]:
+    """Names of a table's indexes on either store."""
+    sql = ("SELECT indexname FROM pg_indexes WHERE tablename = :t" if is_pg(conn) else
+           "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t")
+    return set(conn.execute(text(sql), {"t": table}).scalars())
+
+
 def test_points_from_coordinates_land_where_they_say_on_both_stores(store_url: str) -> None:
     engine = make_engine(store_url)
     upgrade(engine)
     rng = np.random.default_rng(3)
     x, y = rng.uniform(-180, 180, 25_000), rng.uniform(-90, 90, 25_000)
     with engine.begin() as conn:
+        indexes = index_names(conn, "business")
         ids = np.arange(1, 25_001)
         bulk_insert(conn, "business", pd.DataFrame({
             "id": ids, "source_id": [f"b{i}" for i in ids], "name": "店", "lon": x, "lat": y,
@@ -105,6 +113,8 @@ def test_points_from_coordinates_land_where_they_say_on_both_stores(store_url: s
         got = pd.DataFrame(conn.execute(text(
             "SELECT ST_X(geom) AS x, ST_Y(geom) AS y, ST_SRID(geom) AS srid FROM business "
             "ORDER BY id")).fetchall())
+        # The batch dropped the table's secondary indexes for speed and rebuilt them.
+        assert index_names(conn, "business") == indexes and len(indexes) >= 2
     np.testing.assert_array_equal(got["x"], x)
     np.testing.assert_array_equal(got["y"], y)
     assert set(got["srid"]) == {4326}
