@@ -316,10 +316,19 @@ def read_ints(conn: Connection, sql: str) -> np.ndarray:
             return np.empty(0, dtype=np.int64)
         return np.array(text_.split(), dtype=np.int64)
     cur = raw.cursor()
-    cur.execute(sql)
-    rows = cur.fetchall()
-    cur.close()
-    return np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(rows))
+    try:
+        # One string built in C and parsed by numpy: 3-4x faster than a tuple per row.
+        cur.execute(f"WITH q(v) AS ({sql}) SELECT group_concat(v, ' ') FROM q")
+        joined = cur.fetchone()[0]
+        return (np.fromstring(joined, dtype=np.int64, sep=" ") if joined
+                else np.empty(0, dtype=np.int64))
+    except raw.DataError:  # beyond SQLite's string limit (~1 GB): row by row instead
+        cur.execute(sql)
+        rows = cur.fetchall()
+        return np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64,
+                           count=len(rows))
+    finally:
+        cur.close()
 
 
 def read_frame(conn: Connection, sql: str, params: dict[str, Any] | None = None, *,
@@ -328,7 +337,9 @@ def read_frame(conn: Connection, sql: str, params: dict[str, Any] | None = None,
 
     With `fast` on PostGIS the rows come through COPY TO, several times faster for millions
     of rows; only for queries whose text columns never look like numbers (CSV type
-    inference would turn a code such as '0012' into 12).
+    inference would turn a code such as '0012' into 12), and only without parameters. On
+    SpatiaLite `fast` reads the driver's plain tuples (no type processing: booleans come
+    back as 0/1, dates as text).
     """
     if fast and is_pg(conn) and not params:
         raw: Any = conn.connection.dbapi_connection
@@ -338,11 +349,12 @@ def read_frame(conn: Connection, sql: str, params: dict[str, Any] | None = None,
             cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
         buf.seek(0)
         return pd.read_csv(buf)
-    if fast and not params:
-        # The raw cursor's tuples skip SQLAlchemy's Row processing (most of the time here).
+    if fast and not is_pg(conn):
+        # The raw cursor's tuples skip SQLAlchemy's Row processing (most of the time here);
+        # sqlite3 takes the same :name parameters.
         raw_conn: Any = conn.connection.dbapi_connection
         cur = raw_conn.cursor()
-        cur.execute(sql)
+        cur.execute(sql, params or {})
         names = [d[0] for d in cur.description]
         data = cur.fetchall()
         cur.close()

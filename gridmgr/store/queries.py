@@ -33,7 +33,7 @@ def grid_counts(conn: Connection, plan_id: int | None = None) -> pd.DataFrame:
     df = read_frame(conn, (
         f"SELECT g.id AS grid_pk, g.grid_id, g.community_code, g.co_managers_assigned, "
         f"g.area_km2, {cols} FROM grid g JOIN grid_count c ON c.grid_pk = g.id "
-        "WHERE g.plan_id = :p ORDER BY g.grid_id"), {"p": plan})
+        "WHERE g.plan_id = :p ORDER BY g.grid_id"), {"p": plan}, fast=True)
     for c in (*GRID_COUNT_COLUMNS, "co_managers_assigned", "grid_pk"):
         df[c] = df[c].to_numpy(dtype=np.int64)
     df["area_km2"] = df["area_km2"].to_numpy(dtype=float)
