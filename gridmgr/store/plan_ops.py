@@ -452,6 +452,7 @@ class OpResult:
     removed: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     reshaped: list[str] = field(default_factory=list)
+    retouched: list[str] = field(default_factory=list)  # same shape, other attributes changed
     houses_moved: int = 0
     moved: list[dict[str, Any]] = field(default_factory=list)
     houses_tested: int = 0
@@ -468,6 +469,8 @@ class OpResult:
             parts.append(f"removed {', '.join(self.removed)}")
         if self.reshaped:
             parts.append(f"reshaped {', '.join(self.reshaped)}")
+        if self.retouched:
+            parts.append(f"changed {', '.join(self.retouched)}")
         parts.append(f"{self.houses_moved} houses moved ({self.houses_tested} re-tested)")
         if self.businesses_moved:
             parts.append(f"{self.businesses_moved} businesses moved")
@@ -476,7 +479,7 @@ class OpResult:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"plan": self.plan, "op": self.op, "seq": self.seq, "removed": self.removed,
-                "added": self.added, "reshaped": self.reshaped,
+                "added": self.added, "reshaped": self.reshaped, "retouched": self.retouched,
                 "houses_moved": self.houses_moved, "moved": self.moved,
                 "houses_tested": self.houses_tested,
                 "businesses_moved": self.businesses_moved,
@@ -929,7 +932,8 @@ def _apply(
                   **{int(g.pk): k for k, g in a.items() if g.pk is not None}}
     moved = _moved_list(conn, houses, pk_to_grid)
     result = OpResult(plan=plan.name, op=op, seq=None, removed=removed, added=added,
-                      reshaped=reshaped, houses_moved=int(houses.ids.size), moved=moved,
+                      reshaped=reshaped, retouched=retouched,
+                      houses_moved=int(houses.ids.size), moved=moved,
                       houses_tested=houses.tested, businesses_moved=int(businesses.ids.size))
     if record:
         summary = {"added": added, "removed": removed, "reshaped": reshaped,

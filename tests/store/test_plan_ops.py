@@ -295,6 +295,8 @@ def test_every_edit_equals_full_reassignment_and_undo_restores(url: str) -> None
         check_consistent(conn, "d1")
         r = plan_ops.lock(conn, plan="d1", grid_ids=[a], actor="t")
         assert r.houses_moved == 0 and r.seq == 5
+        # Nothing moved, but the planner sees which grid changed (its before/after rows).
+        assert r.retouched == [a] and not (r.added or r.removed or r.reshaped)
     with engine.begin() as conn:
         assert grids_of(conn, "d1").at[a, "locked"]
         hist = plan_ops.history(conn, "d1")

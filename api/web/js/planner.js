@@ -307,8 +307,10 @@ export function mount(section, me) {
   }
 
   function renderEdit(res, before, after, ms) {
-    const gone = [...res.removed, ...res.reshaped];
-    const made = [...res.added, ...res.reshaped];
+    // A lock or restaffing changes no boundary; its grids still get before/after rows.
+    const same = res.retouched || [];
+    const gone = [...res.removed, ...res.reshaped, ...same];
+    const made = [...res.added, ...res.reshaped, ...same];
     put(editResult,
       h("p", { class: "ok", id: "edit-summary", i18n: "plan.editSummary", i18nArgs: {
         op: opLabel(res.op), removed: res.removed.join(", ") || "–", added: res.added.join(", ") || "–",
