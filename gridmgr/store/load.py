@@ -18,7 +18,14 @@ from gridmgr.geo import area_km2
 from gridmgr.interchange import read_table
 from gridmgr.progress import Quiet, Reporter
 from gridmgr.store import counts
-from gridmgr.store.bulk import Points, allocate_ids, bulk_insert, geometries, read_frame
+from gridmgr.store.bulk import (
+    Points,
+    allocate_ids,
+    bulk_insert,
+    geometries,
+    read_frame,
+    read_ints,
+)
 from gridmgr.store.models import GRID_COUNT_COLUMNS
 from gridmgr.store.plans import adopted_plan_id, ensure_adopted_plan, plan_grids
 from gridmgr.store.schema import upgrade
@@ -83,7 +90,8 @@ def store_keys(conn: Connection, kind: str) -> StoreKeys:
             g = read_frame(conn, "SELECT grid_id FROM grid WHERE plan_id = :p", {"p": plan})
             keys.grid_ids = pd.Index(g["grid_id"].astype(str))
     if kind in ("houses", "people", "rentals"):
-        h = read_frame(conn, "SELECT id, source_id, house_code FROM house")
+        h = read_frame(conn, "SELECT id, source_id, house_code FROM house", fast=True,
+                       text_columns=("source_id", "house_code"))
         ids = h["id"].to_numpy(dtype=np.int64)
         keys.house_ids_by_source = pd.Series(ids, index=h["source_id"].astype(str))
         has = h["house_code"].notna().to_numpy()
@@ -91,16 +99,17 @@ def store_keys(conn: Connection, kind: str) -> StoreKeys:
         if kind == "houses":
             keys.source_ids = pd.Index(h["source_id"].astype(str))
     if kind in ("people", "businesses"):
-        b = read_frame(conn, "SELECT id, source_id FROM business")
+        b = read_frame(conn, "SELECT id, source_id FROM business", fast=True,
+                       text_columns=("source_id",))
         keys.business_ids_by_source = pd.Series(b["id"].to_numpy(dtype=np.int64),
                                                 index=b["source_id"].astype(str))
     if kind == "people":
-        p = read_frame(conn, "SELECT source_id, id_number FROM person")
+        p = read_frame(conn, "SELECT source_id, id_number FROM person", fast=True,
+                       text_columns=("source_id", "id_number"))
         keys.source_ids = pd.Index(p["source_id"].astype(str))
         keys.id_numbers = pd.Index(p["id_number"].astype(str))
     if kind == "rentals":
-        r = read_frame(conn, "SELECT house_id FROM rental_record")
-        keys.rented_house_ids = pd.Index(r["house_id"].to_numpy(dtype=np.int64))
+        keys.rented_house_ids = pd.Index(read_ints(conn, "SELECT house_id FROM rental_record"))
     return keys
 
 
@@ -252,7 +261,8 @@ def _write_houses(conn: Connection, good: pd.DataFrame, report: ValidationReport
         rows = good["_row"].to_numpy()
         s = pd.Series(code)
         dup = (s.duplicated(keep=False) & s.notna()).to_numpy()
-        taken = read_frame(conn, "SELECT house_code FROM house WHERE house_code IS NOT NULL")
+        taken = read_frame(conn, "SELECT house_code FROM house WHERE house_code IS NOT NULL",
+                           fast=True, text_columns=("house_code",))
         used = s.isin(pd.Index(taken["house_code"].astype(str))).to_numpy()
         for i in np.flatnonzero(dup | used)[:2000]:
             report.problems.append(RowProblem(int(rows[i]), "room", (
