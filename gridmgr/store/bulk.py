@@ -149,9 +149,9 @@ def _pg_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
     """Drop a table's secondary indexes for a big batch; return the DDL that rebuilds them.
 
     Building a GiST or btree index once after COPY is several times faster than updating
-    it row by row. The primary key stays; UNIQUE constraints are re-added afterwards, so
-    duplicates still fail the load. All of it is inside the caller's transaction, so a
-    failed load restores the indexes.
+    it row by row. The primary key stays; UNIQUE and FOREIGN KEY constraints are re-added
+    afterwards, so duplicates and dangling references still fail the load. All of it is
+    inside the caller's transaction, so a failed load restores the indexes.
     """
     if n < SQLITE_REBUILD_MIN:
         return []
@@ -174,10 +174,15 @@ def _pg_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
         "WHERE c.conrelid = CAST(:t AS regclass) AND c.contype = 'u' AND NOT EXISTS "
         "(SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid)"),
         {"t": table}).fetchall()
-    for name, _ in uniques:
+    # Foreign keys likewise: a check per row becomes one join when the key is re-added.
+    foreign = conn.execute(text(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = CAST(:t AS regclass) AND contype = 'f'"), {"t": table}).fetchall()
+    for name, _ in [*uniques, *foreign]:
         conn.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
     return [str(ddl) for _, ddl in rows] + [
-        f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {ddl}' for name, ddl in uniques]
+        f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {ddl}'
+        for name, ddl in [*uniques, *foreign]]
 
 
 def _sqlite_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:

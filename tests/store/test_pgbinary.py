@@ -118,3 +118,21 @@ def test_points_from_coordinates_land_where_they_say_on_both_stores(store_url: s
     np.testing.assert_array_equal(got["x"], x)
     np.testing.assert_array_equal(got["y"], y)
     assert set(got["srid"]) == {4326}
+
+
+def test_a_big_batch_still_refuses_dangling_references(postgis_url: str) -> None:
+    engine = make_engine(postgis_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE parent (id int8 PRIMARY KEY)"))
+        conn.execute(text("CREATE TABLE child (id int8 PRIMARY KEY, "
+                          "parent_id int8 CONSTRAINT child_parent_fk REFERENCES parent (id))"))
+        bulk_insert(conn, "parent", pd.DataFrame({"id": np.arange(100)}))
+    frame = pd.DataFrame({"id": np.arange(30_000), "parent_id": np.arange(30_000) % 100})
+    frame.loc[20_000, "parent_id"] = 555
+    with pytest.raises(IntegrityError, match="child_parent_fk"), engine.begin() as conn:
+        bulk_insert(conn, "child", frame)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM child")).scalar_one() == 0
+        assert conn.execute(text(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'child_parent_fk'")
+        ).scalar_one() == 1
