@@ -41,6 +41,7 @@ import shapely
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import build_store, log  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from gridmgr.store import plan_ops  # noqa: E402
@@ -48,34 +49,6 @@ from gridmgr.store.bulk import geometries, read_frame  # noqa: E402
 from gridmgr.store.engine import make_engine  # noqa: E402
 
 M = 1 / 111_000
-ORDER = ("areas", "grids", "houses", "businesses", "people", "rentals")
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def build_store(url: str, scale: float, seed: int, workdir: Path) -> dict[str, Any]:
-    """Synthesise the demo city and load it with the ordinary loaders; return timings."""
-    from gridmgr.demo import make_city
-    from gridmgr.store.load import load_file
-    from gridmgr.store.schema import upgrade
-
-    t0 = time.perf_counter()
-    city = make_city(scale=scale, seed=seed)
-    files = city.write(workdir / "data")
-    made = time.perf_counter() - t0
-    log(f"city synthesised in {made:.0f} s: {city.counts()}")
-    engine = make_engine(url)
-    upgrade(engine)
-    seconds = {}
-    for kind in ORDER:
-        t = time.perf_counter()
-        load_file(engine, kind, files[kind], report_path=workdir / f"{kind}.report.csv")
-        seconds[kind] = round(time.perf_counter() - t, 1)
-        log(f"loaded {kind} in {seconds[kind]} s")
-    engine.dispose()
-    return {"synthesise_s": round(made, 1), "load_s": seconds}
 
 
 def _main_part(geom: shapely.Geometry) -> shapely.Geometry:

@@ -67,7 +67,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +77,7 @@ import shapely
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import build_store, log, wait_http  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from gridmgr.store.bulk import geometries, read_frame  # noqa: E402
@@ -90,7 +90,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
 WIDTH, HEIGHT = 1366, 768
-ORDER = ("areas", "grids", "houses", "businesses", "people", "rentals")
 TARGET_MS = 1000
 M2_PER_DEG2 = 111_320.0 * 110_574.0
 MIN_PIECE_M2 = 2_000.0  # split lines are chosen so that no piece is a scrap
@@ -181,38 +180,7 @@ LINE_JS = """([lat, lon, minx, miny, maxx, maxy, horizontalFirst]) => {
 }"""
 
 
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
 # ----------------------------------------------------------------------------- store
-
-
-def build_store(url: str, scale: float, seed: int, workdir: Path) -> dict[str, Any]:
-    """Synthesise the demo city and load it with the ordinary loaders; return timings."""
-    from gridmgr.demo import make_city
-    from gridmgr.store.load import load_file
-    from gridmgr.store.schema import upgrade
-
-    t0 = time.perf_counter()
-    city = make_city(scale=scale, seed=seed)
-    files = city.write(workdir / "data")
-    made = time.perf_counter() - t0
-    log(f"city synthesised in {made:.0f} s: {city.counts()}")
-    del city
-    engine = make_engine(url)
-    upgrade(engine)
-    seconds = {}
-    for kind in ORDER:
-        t = time.perf_counter()
-        load_file(engine, kind, files[kind], report_path=workdir / f"{kind}.report.csv")
-        seconds[kind] = round(time.perf_counter() - t, 1)
-        log(f"loaded {kind} in {seconds[kind]} s")
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-    engine.dispose()
-    return {"synthesise_s": round(made, 1), "load_s": seconds}
 
 
 def build_store_apart(url: str, scale: float, seed: int, workdir: Path) -> dict[str, Any]:
@@ -384,20 +352,6 @@ def start_server(url: str, port: int, logfile: Path) -> subprocess.Popen[bytes]:
              "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log",
              "--log-level", "warning"], env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
             start_new_session=True)
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
