@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from typing import Annotated, Any
 
 import orjson
@@ -140,6 +141,18 @@ GridIdPath = Annotated[str, Path(description="grid id, e.g. 510104001001-01",
 def grid_id(value: str) -> str:
     """A grid id as given (a grid id is at most 40 printable characters, else 404)."""
     return clean_text(value, "grid", 40)
+
+
+PLAN_NAME = re.compile(r"[\w.\-]{1,100}")
+"""What a plan name can be (as ``gridmgr.store.plan_ops`` creates them)."""
+
+
+def plan_name(value: str) -> str:
+    """A plan name from a path or query, or NotFound: no plan can have any other name."""
+    if not PLAN_NAME.fullmatch(value):
+        raise NotFound(f"no plan {value[:50]!r}: plan names are 1–100 letters, digits, "
+                       "'.', '-' or '_'")
+    return value
 
 
 def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -11,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridmgr.errors import BadInput, Conflict, Forbidden, GridmgrError, NotFound
+from gridmgr.errors import BadInput, Conflict, Forbidden, GridmgrError, NotFound, RowProblem
 
 log = logging.getLogger("gridmgr.api")
 
@@ -86,22 +87,61 @@ def status_of(exc: GridmgrError) -> int:
     return 400
 
 
+MAX_PROBLEMS = 100
+"""Most problems listed in one error body; ``problems_total`` counts them all."""
+
+
 def error_response(status: int, code: str, detail: str, *,
-                   problems: list[dict[str, Any]] | None = None,
+                   problems: Sequence[dict[str, Any]] | None = None,
+                   problems_total: int | None = None,
                    headers: dict[str, str] | None = None) -> Response:
-    """A JSON error response with the gridmgr error shape."""
+    """A JSON error response with the gridmgr error shape.
+
+    The first ``MAX_PROBLEMS`` of ``problems`` go in the body, with ``problems_total``
+    (default: how many were given).
+    """
     body: dict[str, Any] = {"error": code, "detail": detail}
     if problems:
-        body["problems"] = problems
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
-                    headers=headers)
+        body["problems"] = list(problems[:MAX_PROBLEMS])
+        body["problems_total"] = len(problems) if problems_total is None else problems_total
+    # default=str: an error body must render whatever a problem carries.
+    return Response(orjson.dumps(body, default=str, option=orjson.OPT_SERIALIZE_NUMPY),
+                    status_code=status, media_type="application/json", headers=headers)
+
+
+def _problem_dict(problem: Any) -> dict[str, Any]:
+    """One problem as JSON: a RowProblem, anything with ``as_dict()``, or its text."""
+    if isinstance(problem, RowProblem):
+        return {"row": int(problem.row), "column": str(problem.column),
+                "reason": str(problem.reason)}
+    as_dict = getattr(problem, "as_dict", None)
+    if callable(as_dict):
+        return dict(as_dict())
+    return {"detail": str(problem)}
+
+
+def problems_of(exc: GridmgrError) -> tuple[list[dict[str, Any]], int]:
+    """The first ``MAX_PROBLEMS`` problems an error carries as JSON, and how many in all.
+
+    A rejected file (``ValidationFailed``) carries its report's bad rows; a rejected plan
+    edit (``PlanRuleViolation``) the rules it would break.
+    """
+    report = getattr(exc, "report", None)
+    found = getattr(report, "problems", None) if report is not None else None
+    if found is None:
+        found = getattr(exc, "problems", None)
+    if not isinstance(found, (list, tuple)):
+        return [], 0
+    return [_problem_dict(p) for p in found[:MAX_PROBLEMS]], len(found)
 
 
 async def _gridmgr_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GridmgrError)
     status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return error_response(status, exc.code, " ".join(str(exc).split()), headers=headers)
+    problems, total = problems_of(exc)
+    return error_response(status, exc.code, " ".join(str(exc).split()), problems=problems,
+                          problems_total=total, headers=headers)
 
 
 def _validation_code(errors: list[dict[str, Any]]) -> str:

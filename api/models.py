@@ -8,11 +8,22 @@ and schemathesis checks them against the published OpenAPI document.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Position = list[float]
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """The same instant as a timezone-aware UTC datetime (the store keeps naive UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+UtcDateTime = Annotated[dt.datetime, AfterValidator(as_utc)]
+"""A datetime sent as RFC 3339 in UTC (``...Z``); naive values from the store are UTC."""
 
 
 def fields_of(model: type[BaseModel], row: dict[str, Any],
@@ -34,7 +45,12 @@ class ErrorOut(BaseModel):
     detail: str = Field(examples=["house code '5101040010020012010302' is not valid: "
                                   "23 characters expected, got 22"])
     problems: list[dict[str, Any]] | None = Field(
-        default=None, description="one entry per invalid parameter")
+        default=None, description=(
+            "what exactly is wrong, one entry each: an invalid parameter ({loc, msg, type}), "
+            "a bad row of a file ({row, column, reason}) or a broken plan rule "
+            "({rule, grids, detail, area_m2, where, community}); the first 100 at most"))
+    problems_total: int | None = Field(
+        default=None, description="how many problems there are in all, listed or not")
 
 
 # --------------------------------------------------------------------------- geometry

@@ -38,13 +38,16 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Ctx, CtxDep, require_role
 from api.deps import (
+    GeoJSONBytes,
     GridIdPath,
     HouseCodePath,
     JSONBytes,
     parse_house_code,
+    plan_name,
     reject_unknown_query,
 )
 from api.deps import grid_id as check_grid_id
+from api.models import AreaGeometry
 from api.routes.common import AUTHED, errors
 from gridmgr.errors import BadInput, NotFound
 from gridmgr.privacy import mask_id_number
@@ -421,6 +424,47 @@ GRID_PROPERTIES: tuple[str, ...] = (
 )
 
 
+class PlanGridProperties(BaseModel):
+    """A plan grid's id, community, lock flag, and (when it has counts) tier and workload."""
+
+    grid_id: str
+    community_code: str
+    locked: bool
+    tier: str | None = None
+    tier_reasons: str | None = None
+    houses: int | None = None
+    rental_houses: int | None = None
+    residents: int | None = None
+    floating_residents: int | None = None
+    key_persons: int | None = None
+    inspections_per_month: float | None = None
+    police_inspections_per_month: float | None = None
+    co_managers_needed: int | None = None
+    co_managers_assigned: int | None = None
+    co_managers_gap: int | None = None
+    area_km2: float | None = None
+
+
+class PlanGridFeature(BaseModel):
+    """One grid of a plan as a GeoJSON Feature (id = grid_id)."""
+
+    type: Literal["Feature"]
+    id: str
+    properties: PlanGridProperties
+    geometry: AreaGeometry
+
+
+class PlanGridsOut(BaseModel):
+    """A plan's grids as a GeoJSON FeatureCollection, with the plan's name and status."""
+
+    type: Literal["FeatureCollection"]
+    plan: str
+    status: str
+    area: str | None
+    count: int
+    features: list[PlanGridFeature]
+
+
 _PLAN_GRIDS_SQL = ("SELECT grid_id, community_code, locked, ST_AsBinary(geom) AS wkb FROM grid "
                    "WHERE plan_id = :p")
 
@@ -470,18 +514,21 @@ def plan_grids(conn: Connection, *, plan: str, area: str | None,
             "area": area, "count": len(features), "features": features}
 
 
-@router.get("/plans/{name}/grids", responses=AUTHED, summary="A plan's grids as GeoJSON")
+@router.get("/plans/{name}/grids", response_model=PlanGridsOut, response_class=GeoJSONBytes,
+            responses=AUTHED, summary="A plan's grids as GeoJSON")
 async def get_plan_grids(
     request: Request,
     ctx: Annotated[Ctx, Depends(require_role(*READ_PLANS))],
-    name: Annotated[str, PathParam(max_length=100)],
+    name: Annotated[str, PathParam(max_length=100, description="the plan's name",
+                                   examples=["draft-2026-03"])],
     area: Annotated[str | None, Query(pattern=r"^[0-9]{1,20}$", description=(
         "only grids of the communities at or under this area"))] = None,
 ) -> JSONBytes:
     """Grids of a plan (draft or adopted) with lock flag, tier and workload, for the map."""
+    plan = plan_name(name)
     state = request.app.state
     out = await ctx.store.run_sync(
-        lambda conn: plan_grids(conn, plan=name, area=area,
+        lambda conn: plan_grids(conn, plan=plan, area=area,
                                 workload=getattr(state, "workload_settings", None),
                                 tiers=getattr(state, "tier_settings", None)))
-    return JSONBytes(out, media_type="application/geo+json")
+    return GeoJSONBytes(out)

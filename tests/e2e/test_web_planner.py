@@ -99,6 +99,14 @@ def test_planner_splits_a_grid_sees_the_diff_and_undoes(web: WebSession) -> None
         ).json()""", ["演练方案", city.tokens["planner"]])
     assert diff["houses_moved"] == 0 and diff["grids"]["added"] == []
 
+    # A lock moves nothing, but its grid's workload still shows before and after.
+    for box in page.locator("#grid-list input:checked").all():
+        box.uncheck()
+    page.locator(f"#grid-list input[value='{gid}']").check()
+    page.locator("#tool-lock").click()
+    expect(page.locator("#edit-before tbody tr")).to_have_count(1)
+    expect(page.locator("#edit-after tbody tr")).to_contain_text(gid)
+
 
 def test_rejected_edit_points_at_the_grids(web: WebSession) -> None:
     page = web.page
