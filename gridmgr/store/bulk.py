@@ -313,36 +313,55 @@ def read_ints(conn: Connection, sql: str) -> np.ndarray:
     """One integer column of a query as an int64 array, the fastest way each store allows.
 
     Callers pack several small fields into one integer in SQL, so millions of rows cross
-    the driver as one value each (COPY on PostGIS; bare tuples from SQLite's cursor).
+    the driver as one value each.
     """
+    return read_int_columns(conn, sql, 1)[:, 0]
+
+
+def read_int_columns(conn: Connection, sql: str, k: int) -> np.ndarray:
+    """The k integer columns of a query (never NULL) as an (rows × k) int64 array.
+
+    PostGIS sends binary COPY, whose rows are then all the same size, so numpy reads the
+    whole answer as one structured array; SQLite builds one string in C that numpy
+    parses, 3-4x faster than a Python tuple per row.
+    """
+    names = [f"c{i}" for i in range(k)]
     raw: Any = conn.connection.dbapi_connection
     if is_pg(conn):
-        # Binary COPY: every row is the same 14 bytes (field count, length, int8), so numpy
-        # reads the whole answer as one structured array.
+        cast = ", ".join(f"CAST({c} AS int8)" for c in names)
         buf = io.BytesIO()
         with raw.cursor() as cur:
-            cur.copy_expert(f"COPY (SELECT CAST(v AS int8) FROM ({sql}) AS q(v)) TO STDOUT "
-                            "WITH (FORMAT binary)", buf)
+            cur.copy_expert(f"COPY (SELECT {cast} FROM ({sql}) AS q({', '.join(names)})) "
+                            "TO STDOUT WITH (FORMAT binary)", buf)
         data = buf.getbuffer()
-        rows = np.frombuffer(data, dtype=[("n", ">i2"), ("len", ">i4"), ("v", ">i8")],
-                             offset=len(pgbinary.HEADER), count=(len(data) - 21) // 14)
-        if len(data) != 21 + 14 * len(rows) or not (rows["len"] == 8).all():
+        fields: list[tuple[str, str]] = [("n", ">i2")]
+        for c in names:
+            fields += [(f"len_{c}", ">i4"), (c, ">i8")]
+        size = 2 + 12 * k
+        body = len(data) - len(pgbinary.HEADER) - len(pgbinary.TRAILER)
+        rows = np.frombuffer(data, dtype=fields, offset=len(pgbinary.HEADER),
+                             count=body // size)
+        if body != size * len(rows) or any((rows[f"len_{c}"] != 8).any() for c in names):
             raise ValueError(f"NULL or non-integer values in {sql!r}")
-        return rows["v"].astype(np.int64)
+        return np.stack([rows[c].astype(np.int64) for c in names], axis=1).reshape(-1, k)
+    joined_cols = " || ' ' || ".join(names)
     cur = raw.cursor()
     try:
-        # One string built in C and parsed by numpy: 3-4x faster than a tuple per row.
-        cur.execute(f"WITH q(v) AS ({sql}) SELECT group_concat(v, ' ') FROM q")
-        joined = cur.fetchone()[0]
-        return (np.fromstring(joined, dtype=np.int64, sep=" ") if joined
-                else np.empty(0, dtype=np.int64))
+        cur.execute(f"WITH q({', '.join(names)}) AS ({sql}) "
+                    f"SELECT count(*), group_concat({joined_cols}, ' ') FROM q")
+        n, joined = cur.fetchone()
+        out = (np.fromstring(joined, dtype=np.int64, sep=" ") if joined
+               else np.empty(0, dtype=np.int64))
     except raw.DataError:  # beyond SQLite's string limit (~1 GB): row by row instead
         cur.execute(sql)
-        rows = cur.fetchall()
-        return np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64,
-                           count=len(rows))
+        got = cur.fetchall()
+        n = len(got)
+        out = np.fromiter(itertools.chain.from_iterable(got), dtype=np.int64, count=n * k)
     finally:
         cur.close()
+    if out.size != n * k:  # group_concat skips a NULL silently
+        raise ValueError(f"NULL or non-integer values in {sql!r}")
+    return out.reshape(-1, k)
 
 
 def read_frame(conn: Connection, sql: str, params: dict[str, Any] | None = None, *,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from gridmgr.store.bulk import bulk_insert, read_frame, read_ints
+from gridmgr.store.bulk import bulk_insert, read_frame, read_int_columns, read_ints
 from gridmgr.store.models import GRID_COUNT_COLUMNS
 
 BIG_EMPLOYER_WORKERS = 10  # DESIGN §1: employers with ≥ 10 workers sign an agreement
@@ -51,9 +51,19 @@ def tally(grid_pk: np.ndarray, columns: dict[str, np.ndarray]) -> pd.DataFrame:
     keep = grid_pk >= 0
     if not keep.any():
         return pd.DataFrame(columns=list(columns), dtype=np.int64)
-    uniq, inv = np.unique(grid_pk[keep], return_inverse=True)
-    data = {name: np.bincount(inv, weights=np.asarray(vals)[keep], minlength=uniq.size)
-            .round().astype(np.int64) for name, vals in columns.items()}
+    g = grid_pk[keep]
+    top = int(g.max()) + 1
+    # Grid keys are small integers: count straight into them, no sort of the rows.
+    dense = top <= 4 * g.size + 1_000_000
+    if dense:
+        uniq, inv, size = np.flatnonzero(np.bincount(g, minlength=top)), g, top
+    else:
+        uniq, inv = np.unique(g, return_inverse=True)
+        size = uniq.size
+    data = {}
+    for name, vals in columns.items():
+        summed = np.bincount(inv, weights=np.asarray(vals)[keep], minlength=size)
+        data[name] = (summed[uniq] if dense else summed).round().astype(np.int64)
     return pd.DataFrame(data, index=pd.Index(uniq, name="grid_pk"))
 
 
@@ -136,8 +146,14 @@ def recompute(conn: Connection, plan_id: int) -> pd.DataFrame:
                      fast=True)
     parts.append(tally(biz["grid_pk"].to_numpy(dtype=np.int64),
                        business_columns(biz["workers"].to_numpy(dtype=np.int64))))
-    people = read_ints(conn, PEOPLE_PACKED_SQL)
-    p_house, p_flags = people // 32, people % 32
+    # Current residences and people's flags read apart and joined in numpy: the SQL join
+    # of two multi-million-row tables was most of the time on PostGIS (hash batches).
+    res = read_int_columns(conn, RESIDENTS_SQL, 2)
+    per = read_int_columns(conn, PERSON_FLAGS_SQL, 3)
+    flags = _lookup(dense_map(per[:, 0], per[:, 2]), res[:, 0])
+    reg_house = _lookup(dense_map(per[:, 0], per[:, 1]), res[:, 0])
+    p_house = res[:, 1]
+    p_flags = flags + 4 * ((reg_house == p_house) & (p_house >= 0))
     parts.append(tally(_lookup(hg, p_house), person_columns(
         (p_flags & 1) > 0, (p_flags & 2) > 0, (p_flags & 4) > 0,
         np.array(["trusted", "key", "uneasy", "trusted"], dtype=object)[(p_flags >> 3) & 3])))
@@ -152,12 +168,11 @@ RENTALS_SQL = (
     "WHEN 'trusted' THEN 3 ELSE 0 END) + (CASE WHEN registered_on IS NULL THEN 0 ELSE 1 END) "
     "FROM rental_record"
 )
-PEOPLE_PACKED_SQL = (
-    "SELECT r.house_id * 32 + (CASE WHEN p.floating THEN 1 ELSE 0 END) "
-    "+ (CASE WHEN p.registered_on IS NULL THEN 0 ELSE 2 END) "
-    "+ (CASE WHEN p.registered_house_id = r.house_id THEN 4 ELSE 0 END) "
-    "+ 8 * (CASE p.person_class WHEN 'key' THEN 1 WHEN 'uneasy' THEN 2 ELSE 0 END) "
-    "FROM residence r JOIN person p ON p.id = r.person_id WHERE r.left_on IS NULL"
+RESIDENTS_SQL = "SELECT person_id, house_id FROM residence WHERE left_on IS NULL"
+PERSON_FLAGS_SQL = (
+    "SELECT id, coalesce(registered_house_id, -1), (CASE WHEN floating THEN 1 ELSE 0 END) "
+    "+ (CASE WHEN registered_on IS NULL THEN 0 ELSE 2 END) "
+    "+ 8 * (CASE person_class WHEN 'key' THEN 1 WHEN 'uneasy' THEN 2 ELSE 0 END) FROM person"
 )
 PEOPLE_SQL = (
     "SELECT r.house_id, CASE WHEN p.floating THEN 1 ELSE 0 END AS floating, "
