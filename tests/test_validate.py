@@ -19,8 +19,8 @@ h4,,30.68,,3,1,102,-2,,
 h5,1e2,30.69,松林街5号,,,,,,
 """
 
-PEOPLE_CSV = """source_id,id_number,name,birth_date,sex,hukou_code,house_source_id,arrived_on,person_class
-p1,11010519491231002X,甲,1949-12-31,M,510104,h1,2020-01-02,KEY
+PEOPLE_CSV = ("source_id,id_number,name,birth_date,sex,hukou_code,house_source_id,arrived_on,"
+              "person_class\n") + """p1,11010519491231002X,甲,1949-12-31,M,510104,h1,2020-01-02,KEY
 p2,11010519491231002X,乙,1949/12/31,女,510104,h1,2020/1/2,
 p3,11010519491231002X,丙,1949-13-40,M,510104,h1,yesterday,bad
 """
