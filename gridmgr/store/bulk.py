@@ -382,7 +382,11 @@ def read_frame(conn: Connection, sql: str, params: dict[str, Any] | None = None,
         with raw.cursor() as cur:
             cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
         buf.seek(0)
-        return pd.read_csv(buf, dtype=dict.fromkeys(text_columns, str) or None)
+        if not text_columns:
+            return pd.read_csv(buf)
+        # Only an empty field is missing: a key such as "NA" or "null" stays a key.
+        return pd.read_csv(buf, dtype=dict.fromkeys(text_columns, str),
+                           keep_default_na=False, na_values=[""])
     if fast and not is_pg(conn):
         # The raw cursor's tuples skip SQLAlchemy's Row processing (most of the time here);
         # sqlite3 takes the same :name parameters.
