@@ -61,3 +61,13 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None,
         except OSError:
             time.sleep(0.3)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def new_store(store: str, workdir: Path) -> tuple[str, Any]:
+    """URL of an empty store of the kind named, and its throwaway cluster (None for files)."""
+    if store == "postgis":
+        from gridmgr.store.pgtemp import start_cluster
+
+        cluster = start_cluster(shared_buffers="1GB")
+        return cluster.create_database("bench"), cluster
+    return f"sqlite:///{workdir / 'bench.db'}", None

@@ -41,7 +41,7 @@ import shapely
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import build_store, log  # noqa: E402
+from benchlib import build_store, log, new_store  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from gridmgr.store import plan_ops  # noqa: E402
@@ -241,13 +241,7 @@ def main() -> None:
         workdir = Path(tmp)
         url = args.db
         if url is None:
-            if args.store == "postgis":
-                from gridmgr.store.pgtemp import start_cluster
-
-                cluster = start_cluster(shared_buffers="1GB")
-                url = cluster.create_database("bench")
-            else:
-                url = f"sqlite:///{workdir / 'bench.db'}"
+            url, cluster = new_store(args.store, workdir)
         from gridmgr.store.schema import holds_data
 
         if not holds_data(make_engine(url)):  # a new store, or --db naming an empty one

@@ -77,7 +77,7 @@ import shapely
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import build_store, log, wait_http  # noqa: E402
+from benchlib import build_store, log, new_store, wait_http  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from gridmgr.store.bulk import geometries, read_frame  # noqa: E402
@@ -686,13 +686,7 @@ def main(argv: list[str] | None = None) -> int:
         url = args.db
         try:
             if url is None:
-                if args.store == "postgis":
-                    from gridmgr.store.pgtemp import start_cluster
-
-                    cluster = start_cluster(shared_buffers="1GB")
-                    url = cluster.create_database("bench")
-                else:
-                    url = f"sqlite:///{workdir / 'bench.db'}"
+                url, cluster = new_store(args.store, workdir)
             from gridmgr.store.schema import holds_data, upgrade
             from gridmgr.store.tokens import create_token, revoke_token
 
