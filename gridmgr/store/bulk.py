@@ -112,16 +112,19 @@ def bulk_insert(
     if n == 0:
         return 0
     cols = list(frame.columns)
-    rebuild = geometry is not None and not is_pg(conn) and _sqlite_defer_index(
-        conn, table, geom_column, n)
-    deferred = (_pg_defer_indexes(conn, table, n) if is_pg(conn)
-                else _sqlite_defer_indexes(conn, table, n))
+    pg = is_pg(conn)
+    big = _big_batch(conn, table, n)
+    rebuild = big and geometry is not None and not pg and _sqlite_defer_index(
+        conn, table, geom_column)
+    deferred = [] if not big else (_pg_defer_indexes(conn, table) if pg
+                                   else _sqlite_defer_indexes(conn, table))
+    types = _pg_types(conn, table) if pg else {}
     with reporter.step(label or f"writing {table}", n) as bar:
         for start in range(0, n, CHUNK):
             part = frame.iloc[start:start + CHUNK]
             geoms = None if geometry is None else geometry[start:start + CHUNK]
-            if is_pg(conn):
-                _copy_pg(conn, table, part, cols, geoms, geom_column)
+            if pg:
+                _copy_pg(conn, table, types, part, cols, geoms, geom_column)
             else:
                 _insert_sqlite(conn, table, part, cols, geoms, geom_column)
             bar.advance(len(part))
@@ -129,7 +132,7 @@ def bulk_insert(
         with reporter.step(f"indexing {table}", None):
             for ddl in deferred:
                 conn.execute(text(ddl))
-            if is_pg(conn):
+            if pg:
                 # Fresh statistics, or the planner takes a table that just grew by millions
                 # of rows for a small one (nested loops where a hash join belongs).
                 conn.execute(text(f"ANALYZE {table}"))
@@ -140,12 +143,25 @@ def bulk_insert(
     return n
 
 
-# Below this many rows the R*Tree triggers are cheap enough; above it, and when the batch is
-# big next to the table, rebuilding the index once is several times faster than the triggers.
-SQLITE_REBUILD_MIN = 20_000
+# Below this many rows per-row index upkeep is cheap enough; above it, and when the batch is
+# big next to the table, rebuilding the indexes once is several times faster.
+BIG_BATCH_MIN = 20_000
 
 
-def _pg_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
+def _big_batch(conn: Connection, table: str, n: int) -> bool:
+    """Whether n new rows are worth dropping and rebuilding the table's indexes for."""
+    if n < BIG_BATCH_MIN:
+        return False
+    if is_pg(conn):  # the planner's estimate: -1 for a table never analyzed
+        half = max(float(conn.execute(text(
+            "SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}
+        ).scalar_one()), 0.0) / 2
+    else:
+        half = int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()) // 2
+    return n >= half
+
+
+def _pg_defer_indexes(conn: Connection, table: str) -> list[str]:
     """Drop a table's secondary indexes for a big batch; return the DDL that rebuilds them.
 
     Building a GiST or btree index once after COPY is several times faster than updating
@@ -153,13 +169,6 @@ def _pg_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
     afterwards, so duplicates and dangling references still fail the load. All of it is
     inside the caller's transaction, so a failed load restores the indexes.
     """
-    if n < SQLITE_REBUILD_MIN:
-        return []
-    existing = conn.execute(text(
-        "SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}
-    ).scalar_one()
-    if n < max(float(existing), 0.0) / 2:
-        return []
     rows = conn.execute(text(
         "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "WHERE i.indrelid = CAST(:t AS regclass) AND NOT EXISTS "
@@ -185,17 +194,12 @@ def _pg_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
         for name, ddl in [*uniques, *foreign]]
 
 
-def _sqlite_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
+def _sqlite_defer_indexes(conn: Connection, table: str) -> list[str]:
     """Drop a table's plain btree indexes for a big batch; return the DDL that rebuilds them.
 
     Constraint indexes (sqlite_autoindex_*) cannot be dropped and stay; the rest are
     built once, by sorting, after the insert (inside the caller's transaction).
     """
-    if n < SQLITE_REBUILD_MIN:
-        return []
-    existing = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-    if n < existing // 2:
-        return []
     rows = conn.execute(text(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t "
         "AND sql IS NOT NULL"), {"t": table}).fetchall()
@@ -204,18 +208,13 @@ def _sqlite_defer_indexes(conn: Connection, table: str, n: int) -> list[str]:
     return [str(ddl) for _, ddl in rows]
 
 
-def _sqlite_defer_index(conn: Connection, table: str, geom_column: str, n: int) -> bool:
+def _sqlite_defer_index(conn: Connection, table: str, geom_column: str) -> bool:
     """Drop a big batch's R*Tree triggers for the insert; the caller rebuilds the index."""
-    if n < SQLITE_REBUILD_MIN:
-        return False
     enabled = conn.execute(text(
         "SELECT spatial_index_enabled FROM geometry_columns "
         "WHERE f_table_name = :t AND f_geometry_column = :c"),
         {"t": table, "c": geom_column}).scalar()
     if not enabled:
-        return False
-    existing = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-    if n < existing // 2:
         return False
     conn.execute(text(f"SELECT DisableSpatialIndex('{table}', '{geom_column}')"))
     return True
@@ -246,10 +245,9 @@ class _Reader:
         return self.read(size)
 
 
-def _copy_pg(conn: Connection, table: str, part: pd.DataFrame, cols: list[str],
-             geoms: np.ndarray | Points | None, geom_column: str) -> None:
+def _copy_pg(conn: Connection, table: str, types: dict[str, str], part: pd.DataFrame,
+             cols: list[str], geoms: np.ndarray | Points | None, geom_column: str) -> None:
     all_cols = list(cols) + ([geom_column] if geoms is not None else [])
-    types = _pg_types(conn, table)
     raw: Any = conn.connection.dbapi_connection
     if all(types.get(c) in pgbinary.SUPPORTED for c in all_cols):
         # Binary COPY: nothing for the server to parse (hex WKB, decimal floats).
@@ -343,7 +341,7 @@ def read_int_columns(conn: Connection, sql: str, k: int) -> np.ndarray:
                              count=body // size)
         if body != size * len(rows) or any((rows[f"len_{c}"] != 8).any() for c in names):
             raise ValueError(f"NULL or non-integer values in {sql!r}")
-        return np.stack([rows[c].astype(np.int64) for c in names], axis=1).reshape(-1, k)
+        return np.stack([rows[c].astype(np.int64) for c in names], axis=1)
     joined_cols = " || ' ' || ".join(names)
     cur = raw.cursor()
     try:

@@ -2,8 +2,8 @@
 
 Each row is ``int16 field count`` then, per field, ``int32 length`` (-1 for NULL) and the
 value in network byte order; text is UTF-8, geometry is EWKB (PostGIS' receive function
-reads it directly). Fixed-width fields are written as (rows × width) byte blocks and
-variable-width ones by one scatter of their concatenated bytes.
+reads it directly). Fixed-width fields are written as (rows × width) byte blocks, and
+Arrow's element-wise join concatenates each row's blocks and variable-width values.
 """
 
 from __future__ import annotations
@@ -42,11 +42,13 @@ def _fixed(values: pd.Series | np.ndarray, pgtype: str) -> tuple[np.ndarray, np.
         if len(raw) and (raw.min() < info.min or raw.max() > info.max):
             raise ValueError(f"{pgtype} column {s.name!r} holds values out of range")
     arr = np.ascontiguousarray(np.asarray(raw).astype(FIXED[pgtype]))
-    width = arr.dtype.itemsize
-    block = np.empty((len(arr), 4 + width), dtype=np.uint8)
-    block[:, :4] = np.full((len(arr), 1), width, dtype=">i4").view(np.uint8)
-    block[:, 4:] = arr.view(np.uint8).reshape(len(arr), width)
-    return block, null
+    return _with_length(arr.view(np.uint8).reshape(len(arr), arr.dtype.itemsize)), null
+
+
+def _with_length(values: np.ndarray) -> np.ndarray:
+    """A (rows × width) byte block with each row's int32 length prefix in front."""
+    n, width = values.shape
+    return np.hstack([np.full((n, 1), width, dtype=">i4").view(np.uint8), values])
 
 
 def _binary(block: np.ndarray) -> pa.Array:
@@ -95,8 +97,7 @@ def encode(columns: list[tuple[pd.Series | np.ndarray, str]]) -> memoryview:
     for values, pgtype in columns:
         if isinstance(values, np.ndarray) and values.ndim == 2:
             # Already encoded fixed-width values (point_ewkb): just the length prefix.
-            prefix = np.full((n, 1), values.shape[1], dtype=">i4").view(np.uint8)
-            run.extend((prefix, values))
+            run.append(_with_length(values))
             continue
         if pgtype in FIXED:
             block, null = _fixed(values, pgtype)
