@@ -31,10 +31,14 @@ def dense_map(keys: np.ndarray, values: np.ndarray, size: int | None = None) -> 
 
 def house_grid_map(conn: Connection, plan_id: int) -> np.ndarray:
     """house_id → grid_pk of a plan as a dense array (-1: unassigned)."""
-    df = read_frame(conn, "SELECT house_id, grid_pk FROM house_grid "
-                          f"WHERE plan_id = {int(plan_id)}", fast=True)
-    return dense_map(df["house_id"].to_numpy(dtype=np.int64),
-                     df["grid_pk"].to_numpy(dtype=np.int64))
+    links = _links(conn, plan_id)
+    return dense_map(links[:, 0], links[:, 1])
+
+
+def _links(conn: Connection, plan_id: int) -> np.ndarray:
+    """(house_id, grid_pk) of every house link of a plan."""
+    return read_int_columns(conn, "SELECT house_id, grid_pk FROM house_grid "
+                                  f"WHERE plan_id = {int(plan_id)}", 2)
 
 
 def _lookup(mapping: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -124,17 +128,16 @@ def apply_deltas(conn: Connection, deltas: pd.DataFrame, sign: int = 1) -> None:
 def recompute(conn: Connection, plan_id: int) -> pd.DataFrame:
     """Recompute every count of every grid of a plan from the base tables (the check).
 
-    Each table is read as one packed integer per row and tallied with bincount; this is
-    several times faster than a GROUP BY over the joins on either store.
+    Each table is read as a few integer columns (small flags packed into one) and tallied
+    with bincount; this is several times faster than a GROUP BY over the joins.
     """
     plan = int(plan_id)
     grids = read_frame(conn, f"SELECT id FROM grid WHERE plan_id = {plan} ORDER BY id")
     index = pd.Index(grids["id"].to_numpy(dtype=np.int64), name="grid_pk")
     total = pd.DataFrame(0, index=index, columns=list(GRID_COUNT_COLUMNS), dtype=np.int64)
-    links = read_ints(conn, f"SELECT house_id * {PACK} + grid_pk FROM house_grid "
-                            f"WHERE plan_id = {plan}")
-    link_grid = links % PACK
-    hg = dense_map(links // PACK, link_grid)
+    links = _links(conn, plan)
+    link_grid = links[:, 1]
+    hg = dense_map(links[:, 0], link_grid)
     parts = [tally(link_grid, house_columns(len(links)))]
     rentals = read_ints(conn, RENTALS_SQL)
     r_house, r_flags = rentals // 8, rentals % 8
@@ -168,7 +171,6 @@ def recompute(conn: Connection, plan_id: int) -> pd.DataFrame:
     return total[list(GRID_COUNT_COLUMNS)].astype(np.int64)
 
 
-PACK = 1 << 32  # house_id * PACK + grid_pk: grid primary keys stay below 2**32
 RENTALS_SQL = (
     "SELECT house_id * 8 + 2 * (CASE rental_class WHEN 'key' THEN 1 WHEN 'uneasy' THEN 2 "
     "WHEN 'trusted' THEN 3 ELSE 0 END) + (CASE WHEN registered_on IS NULL THEN 0 ELSE 1 END) "
