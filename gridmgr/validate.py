@@ -50,6 +50,11 @@ def lookup(keys: np.ndarray, table: dict[str, str]) -> np.ndarray:
     return out
 
 
+def _blank_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Arrow text with "" as null."""
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+
+
 def _series(kind: str) -> pd.Series:
     return pd.Series(dtype=kind)
 
@@ -127,6 +132,11 @@ class _Checker:
             self._arrow_cache[col] = arr
         return self._arrow_cache[col]
 
+    def _empty(self, col: str) -> np.ndarray:
+        """Mask of the rows where a column is blank."""
+        return np.asarray(pc.equal(self._arrow(col), "").to_numpy(zero_copy_only=False),
+                          dtype=bool)
+
     def text(self, col: str) -> np.ndarray:
         return np.asarray(self._arrow(col).to_numpy(zero_copy_only=False), dtype=object)
 
@@ -134,13 +144,12 @@ class _Checker:
         """A column as a pandas string array on Arrow memory (no Python objects)."""
         arr = self._arrow(col)
         if blank_none:
-            arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+            arr = _blank_to_null(arr)
         return pd.array(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
     def require(self, col: str) -> None:
         """Flag rows where a required text column is empty (no Python strings made)."""
-        self.flag(pc.equal(self._arrow(col), "").to_numpy(zero_copy_only=False), col,
-                  "missing value")
+        self.flag(self._empty(col), col, "missing value")
 
     def required_text(self, col: str) -> np.ndarray:
         vals = self.text(col)
@@ -150,13 +159,12 @@ class _Checker:
     def number(self, col: str, required: bool, integer: bool = False,
                minimum: float | None = None) -> np.ndarray:
         arr = self._arrow(col)
-        empty = pc.equal(arr, "").to_numpy(zero_copy_only=False)
+        empty = self._empty(col)
         try:
             # Arrow parses a clean column in C++; any unparsable value sends the whole
             # column down pandas' per-value path, which names each bad row.
-            nulled = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
-            num = np.asarray(pc.cast(nulled, pa.float64()).to_numpy(zero_copy_only=False),
-                             dtype=float)
+            parsed = pc.cast(_blank_to_null(arr), pa.float64())
+            num = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=float)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             num = pd.to_numeric(pd.Series(self.text(col), dtype=object),
                                 errors="coerce").to_numpy(dtype=float)
@@ -177,7 +185,7 @@ class _Checker:
 
     def date(self, col: str, required: bool) -> np.ndarray:
         arr = self._arrow(col)
-        empty = pc.equal(arr, "").to_numpy(zero_copy_only=False)
+        empty = self._empty(col)
         iso = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
         vals = np.asarray(pc.cast(iso, pa.date32()).to_numpy(zero_copy_only=False),
                           dtype="datetime64[D]")
