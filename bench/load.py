@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ORDER = ("areas", "grids", "houses", "businesses", "people", "rentals")
+from benchlib import ORDER
 
 
 def run_store(url: str, files: dict[str, str]) -> dict[str, object]:
