@@ -37,6 +37,9 @@ T = TypeVar("T")
 _MIN_M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON_EQUATOR = 111_320.0
 _BOX_MARGIN = 1.01
+# A bbox up to this size (about 2 × 2 km) is always best served through the spatial index,
+# so its page can reuse one generic plan; a bigger one is planned for the box it is.
+_SMALL_BOX_DEG2 = 0.0004
 
 
 @dataclass(frozen=True)
@@ -299,7 +302,7 @@ class Store:
 
     async def caller_for(self, token: str) -> Caller | None:
         """The caller holding a live token, with the area it may see; None if unknown."""
-        async with self.db.unit() as u:
+        async with self.db.unit(generic=True) as u:
             row = await u.fetchrow(sql.TOKEN, {"token_hash": hash_token(token), "revoked": False})
             if row is None:
                 return None
@@ -317,7 +320,7 @@ class Store:
 
     async def house(self, code: str, caller: Caller) -> dict[str, Any]:
         """The house with a canonical code, its grid and location."""
-        async with self.db.unit() as u:
+        async with self.db.unit(generic=True) as u:
             row = await u.fetchrow(sql.HOUSE_BY_CODE, {"code": code})
         if row is None or not caller.sees_community(row["community_code"]):
             raise NotFound(f"no house with code {code}")
@@ -411,7 +414,7 @@ class Store:
         else:
             params.update(x0=lon - dx, y0=lat - dy, x1=lon + dx, y1=lat + dy)
         scoped = self._codes(caller, params)
-        async with self.db.unit() as u:
+        async with self.db.unit(generic=True) as u:
             rows = await u.fetch(sql.houses_near(self.dialect, scoped), params)
         houses = [{"house_code": r["house_code"], "address": r["address"],
                    "community_code": r["community_code"], "grid_id": r["grid_id"],
@@ -433,7 +436,7 @@ class Store:
         else:
             params.update(lon=lon, lat=lat)
             q = sql.grid_detail(self.dialect, "point", scoped)
-        async with self.db.unit() as u:
+        async with self.db.unit(generic=True) as u:
             row = await u.fetchrow(q, params)
         if row is None:
             if grid_id is not None:
@@ -469,8 +472,10 @@ class Store:
                     count_cap: int) -> tuple[list[dict[str, Any]], int | None]:
         """A page of features and numberMatched (None when more than ``count_cap`` match)."""
         params: dict[str, Any] = {"lim": limit, "off": offset}
+        small = False
         if bbox is not None:
             params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+            small = (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]) <= _SMALL_BOX_DEG2
         scoped = self._scope_collection(collection, caller, params)
         page_sql = sql.items(self.dialect, collection, bbox=bbox is not None, scoped=scoped)
         count_sql = sql.items(self.dialect, collection, bbox=bbox is not None, scoped=scoped,
@@ -478,7 +483,7 @@ class Store:
         count_params = {k: v for k, v in params.items() if k not in ("lim", "off")}
         count_params["cap"] = count_cap + 1
         params["cap"] = count_cap + 1
-        async with self.db.unit() as u:
+        async with self.db.unit(generic=small) as u:
             rows = await u.fetch(page_sql, params)
             if rows:
                 n = rows[0]["number_matched"]
