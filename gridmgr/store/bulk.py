@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -326,22 +328,7 @@ def read_int_columns(conn: Connection, sql: str, k: int) -> np.ndarray:
     names = [f"c{i}" for i in range(k)]
     raw: Any = conn.connection.dbapi_connection
     if is_pg(conn):
-        cast = ", ".join(f"CAST({c} AS int8)" for c in names)
-        buf = io.BytesIO()
-        with raw.cursor() as cur:
-            cur.copy_expert(f"COPY (SELECT {cast} FROM ({sql}) AS q({', '.join(names)})) "
-                            "TO STDOUT WITH (FORMAT binary)", buf)
-        data = buf.getbuffer()
-        fields: list[tuple[str, str]] = [("n", ">i2")]
-        for c in names:
-            fields += [(f"len_{c}", ">i4"), (c, ">i8")]
-        size = 2 + 12 * k
-        body = len(data) - len(pgbinary.HEADER) - len(pgbinary.TRAILER)
-        rows = np.frombuffer(data, dtype=fields, offset=len(pgbinary.HEADER),
-                             count=body // size)
-        if body != size * len(rows) or any((rows[f"len_{c}"] != 8).any() for c in names):
-            raise ValueError(f"NULL or non-integer values in {sql!r}")
-        return np.stack([rows[c].astype(np.int64) for c in names], axis=1)
+        return _pg_int_columns(raw, sql, k)
     joined_cols = " || ' ' || ".join(names)
     cur = raw.cursor()
     try:
@@ -360,6 +347,59 @@ def read_int_columns(conn: Connection, sql: str, k: int) -> np.ndarray:
     if out.size != n * k:  # group_concat skips a NULL silently
         raise ValueError(f"NULL or non-integer values in {sql!r}")
     return out.reshape(-1, k)
+
+
+def _pg_int_columns(raw: Any, sql: str, k: int) -> np.ndarray:
+    """read_int_columns on a psycopg2 connection: binary COPY read as one structured array."""
+    names = [f"c{i}" for i in range(k)]
+    cast = ", ".join(f"CAST({c} AS int8)" for c in names)
+    buf = io.BytesIO()
+    with raw.cursor() as cur:
+        cur.copy_expert(f"COPY (SELECT {cast} FROM ({sql}) AS q({', '.join(names)})) "
+                        "TO STDOUT WITH (FORMAT binary)", buf)
+    data = buf.getbuffer()
+    fields: list[tuple[str, str]] = [("n", ">i2")]
+    for c in names:
+        fields += [(f"len_{c}", ">i4"), (c, ">i8")]
+    size = 2 + 12 * k
+    body = len(data) - len(pgbinary.HEADER) - len(pgbinary.TRAILER)
+    rows = np.frombuffer(data, dtype=fields, offset=len(pgbinary.HEADER), count=body // size)
+    if body != size * len(rows) or any((rows[f"len_{c}"] != 8).any() for c in names):
+        raise ValueError(f"NULL or non-integer values in {sql!r}")
+    return np.stack([rows[c].astype(np.int64) for c in names], axis=1)
+
+
+def read_int_columns_many(conn: Connection, queries: Mapping[str, tuple[str, int]],
+                          workers: int = 3) -> dict[str, np.ndarray]:
+    """Several read_int_columns at once: {name: (sql, k)} → {name: array}.
+
+    On PostGIS, when this transaction has written nothing yet, the queries run in parallel
+    on their own connections, all importing this transaction's snapshot
+    (``pg_export_snapshot``), so together they see one consistent state of the store, as
+    pg_dump's parallel workers do. Each query is one single-threaded COPY on the server,
+    so this is the way to use more than one core. Otherwise (SQLite, or writes pending
+    that other connections could not see) they run one after another on ``conn``.
+    """
+    raw_main: Any = conn.connection.dbapi_connection
+    if not is_pg(conn) or len(queries) < 2 or raw_main.autocommit or conn.execute(text(
+            "SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar_one():
+        return {name: read_int_columns(conn, sql, k) for name, (sql, k) in queries.items()}
+    snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+
+    def one(job: tuple[str, int]) -> np.ndarray:
+        raw: Any = conn.engine.raw_connection()
+        try:
+            with raw.cursor() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+            return _pg_int_columns(raw, *job)
+        finally:
+            raw.rollback()
+            raw.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        arrays = list(pool.map(one, queries.values()))
+    return dict(zip(queries, arrays, strict=True))
 
 
 def read_frame(conn: Connection, sql: str, params: dict[str, Any] | None = None, *,

@@ -29,3 +29,50 @@ def test_fast_text_columns_keep_keys_that_look_like_missing_values(store_url: st
     assert got["source_id"].tolist() == ["NA", "null", "NaN"]
     assert got["code"].tolist()[0] == "007" and got["code"].tolist()[2] == "0012"
     assert got["code"].isna().tolist() == [False, True, False]
+
+
+def test_many_reads_match_one_by_one_on_both_stores(store_url: str) -> None:
+    from gridmgr.store.bulk import read_int_columns, read_int_columns_many
+
+    queries = {"a": (SQL.replace(":top", "30000"), 1),
+               "b": ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                     "WHERE i < 2000) SELECT i, i * 3 FROM n", 2),
+               "c": (SQL.replace(":top", "0"), 1)}
+    with make_engine(store_url).connect() as conn:
+        many = read_int_columns_many(conn, queries)
+        one = {k: read_int_columns(conn, sql, n) for k, (sql, n) in queries.items()}
+    assert set(many) == set(queries)
+    for k in queries:
+        assert np.array_equal(many[k], one[k]) and many[k].shape == one[k].shape
+
+
+def test_parallel_reads_share_the_callers_snapshot(postgis_url: str) -> None:
+    """Readers on other connections see what the caller sees: not a row committed later."""
+    from sqlalchemy import event, text
+
+    from gridmgr.store.bulk import read_int_columns_many
+
+    engine = make_engine(postgis_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE snap (i bigint)"))
+        conn.execute(text("INSERT INTO snap SELECT generate_series(1, 1000)"))
+    checkouts: list[int] = []
+    event.listen(engine, "checkout", lambda *a: checkouts.append(1))
+    queries = {"all": ("SELECT i FROM snap", 1), "max": ("SELECT max(i) FROM snap", 1)}
+    with engine.connect() as conn:
+        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        assert conn.execute(text("SELECT count(*) FROM snap")).scalar_one() == 1000
+        with engine.begin() as other:  # committed after the caller's snapshot was taken
+            other.execute(text("INSERT INTO snap VALUES (5000)"))
+        before = len(checkouts)
+        got = read_int_columns_many(conn, queries)
+        assert len(checkouts) - before == len(queries)  # really on other connections
+        assert got["all"].shape == (1000, 1) and int(got["max"][0, 0]) == 1000
+        conn.rollback()
+        # With a write pending the reads stay on the caller's connection, and see it.
+        conn.execute(text("INSERT INTO snap VALUES (7000)"))
+        before = len(checkouts)
+        got = read_int_columns_many(conn, queries)
+        assert len(checkouts) == before
+        assert got["all"].shape == (1002, 1) and int(got["max"][0, 0]) == 7000
+    engine.dispose()
