@@ -325,10 +325,15 @@ def read_int_columns(conn: Connection, sql: str, k: int) -> np.ndarray:
     whole answer as one structured array; SQLite builds one string in C that numpy
     parses, 3-4x faster than a Python tuple per row.
     """
-    names = [f"c{i}" for i in range(k)]
     raw: Any = conn.connection.dbapi_connection
     if is_pg(conn):
         return _pg_int_columns(raw, sql, k)
+    return _sqlite_int_columns(raw, sql, k)
+
+
+def _sqlite_int_columns(raw: Any, sql: str, k: int) -> np.ndarray:
+    """read_int_columns on a sqlite3 connection: one group_concat string numpy parses."""
+    names = [f"c{i}" for i in range(k)]
     joined_cols = " || ' ' || ".join(names)
     cur = raw.cursor()
     try:
@@ -381,9 +386,18 @@ def read_int_columns_many(conn: Connection, queries: Mapping[str, tuple[str, int
     that other connections could not see) they run one after another on ``conn``.
     """
     raw_main: Any = conn.connection.dbapi_connection
-    if not is_pg(conn) or len(queries) < 2 or raw_main.autocommit or conn.execute(text(
-            "SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar_one():
-        return {name: read_int_columns(conn, sql, k) for name, (sql, k) in queries.items()}
+    if len(queries) >= 2 and is_pg(conn) and not raw_main.autocommit and not conn.execute(
+            text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar_one():
+        return _pg_parallel(conn, queries, workers)
+    if len(queries) >= 2 and not is_pg(conn) and not raw_main.in_transaction:
+        got = _sqlite_parallel(conn, queries, workers)
+        if got is not None:
+            return got
+    return {name: read_int_columns(conn, sql, k) for name, (sql, k) in queries.items()}
+
+
+def _pg_parallel(conn: Connection, queries: Mapping[str, tuple[str, int]], workers: int
+                 ) -> dict[str, np.ndarray]:
     snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
 
     def one(job: tuple[str, int]) -> np.ndarray:
@@ -400,6 +414,37 @@ def read_int_columns_many(conn: Connection, queries: Mapping[str, tuple[str, int
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         arrays = list(pool.map(one, queries.values()))
     return dict(zip(queries, arrays, strict=True))
+
+
+def _sqlite_parallel(conn: Connection, queries: Mapping[str, tuple[str, int]], workers: int
+                     ) -> dict[str, np.ndarray] | None:
+    """The SQLite side of read_int_columns_many, or None when no common snapshot was had.
+
+    Each reader opens a read transaction first; a watcher's ``PRAGMA data_version`` taken
+    before and after shows whether anyone committed meanwhile. If not, every reader holds
+    the same snapshot (WAL keeps it for the whole transaction) and the reads, each one
+    sqlite3_step that releases the GIL, run side by side.
+    """
+    pooled: list[Any] = [conn.engine.raw_connection() for _ in range(len(queries) + 1)]
+    watcher, *readers = [p.dbapi_connection for p in pooled]
+    try:
+        before = watcher.execute("PRAGMA data_version").fetchone()[0]
+        for raw in readers:
+            raw.execute("BEGIN")
+            raw.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if watcher.execute("PRAGMA data_version").fetchone()[0] != before:
+            return None
+
+        def one(pair: tuple[Any, tuple[str, int]]) -> np.ndarray:
+            return _sqlite_int_columns(pair[0], *pair[1])
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            arrays = list(pool.map(one, zip(readers, queries.values(), strict=True)))
+        return dict(zip(queries, arrays, strict=True))
+    finally:
+        for p in pooled:
+            p.rollback()
+            p.close()
 
 
 def read_frame(conn: Connection, sql: str, params: dict[str, Any] | None = None, *,

@@ -76,3 +76,30 @@ def test_parallel_reads_share_the_callers_snapshot(postgis_url: str) -> None:
         assert len(checkouts) == before
         assert got["all"].shape == (1002, 1) and int(got["max"][0, 0]) == 7000
     engine.dispose()
+
+
+def test_sqlite_reads_run_apart_only_without_pending_writes(spatialite_url: str) -> None:
+    from sqlalchemy import event, text
+
+    from gridmgr.store.bulk import read_int_columns_many
+
+    engine = make_engine(spatialite_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE snap (i INTEGER)"))
+        conn.execute(text("INSERT INTO snap " + SQL.replace(":top", "1000")
+                          .replace("i * 4294967296 - 7 * i", "i")))
+    checkouts: list[int] = []
+    event.listen(engine, "checkout", lambda *a: checkouts.append(1))
+    queries = {"all": ("SELECT i FROM snap", 1), "max": ("SELECT max(i) FROM snap", 1)}
+    with engine.connect() as conn:
+        before = len(checkouts)
+        got = read_int_columns_many(conn, queries)
+        assert len(checkouts) - before == len(queries) + 1  # readers and a watcher
+        assert got["all"].shape == (1000, 1) and int(got["max"][0, 0]) == 1000
+        conn.execute(text("INSERT INTO snap VALUES (7000)"))  # pending: others can't see it
+        before = len(checkouts)
+        got = read_int_columns_many(conn, queries)
+        assert len(checkouts) == before
+        assert got["all"].shape == (1001, 1) and int(got["max"][0, 0]) == 7000
+        conn.rollback()
+    engine.dispose()
