@@ -129,12 +129,13 @@ def child_ours(data: Path, workers: int | None) -> dict:
     grids = shapely.from_wkb(pickle.loads((data / "grids.pkl").read_bytes()))
     base = rss_now_mb()
     runs = []
-    found = None
+    found: np.ndarray | None = None
     for _ in range(3):
-        del found  # the previous result is not part of the working set
+        found = None  # the previous result is not part of the working set
         t = time.perf_counter()
         found = assign_points(x, y, grids, workers=workers)
         runs.append(time.perf_counter() - t)
+    assert found is not None
     peak = peak_rss_mb()
     np.save(data / "ours.npy", found)
 

@@ -108,8 +108,8 @@ def bench_reshapes(url: str, n: int) -> dict[str, Any]:
     from gridmgr.settings import TierSettings, WorkloadSettings
 
     wl, tiers = WorkloadSettings(), TierSettings()  # read once, as a server does
-    runs = []
-    cold = None
+    runs: list[dict[str, Any]] = []
+    cold: dict[str, Any] | None = None
     for i, (grid_id, geom) in enumerate(targets):
         t0, c0 = time.perf_counter(), time.process_time()
         with engine.begin() as conn:
@@ -118,7 +118,7 @@ def bench_reshapes(url: str, n: int) -> dict[str, Any]:
         with engine.connect() as conn:
             d = plan_ops.diff(conn, plan=name, settings=wl, tiers=tiers)
         t2, c2 = time.perf_counter(), time.process_time()
-        run = {"grid_id": grid_id, "reshape_s": round(t1 - t0, 4),
+        run: dict[str, Any] = {"grid_id": grid_id, "reshape_s": round(t1 - t0, 4),
                "diff_s": round(t2 - t1, 4), "total_s": round(t2 - t0, 4),
                "cpu_s": round(c2 - c0, 4), "load_avg_1min": round(os.getloadavg()[0], 2),
                "houses_tested": op.houses_tested, "houses_moved": op.houses_moved,
@@ -130,15 +130,15 @@ def bench_reshapes(url: str, n: int) -> dict[str, Any]:
             runs.append(run)
         with engine.begin() as conn:
             plan_ops.undo(conn, plan=name, actor="bench")
-    totals = [r["total_s"] for r in runs]
+    totals = [float(r["total_s"]) for r in runs]
+    cpus = [float(r["cpu_s"]) for r in runs]
     engine.dispose()
     return {"houses": houses, "grids": grids, "plan_new_s": round(new_s, 2),
             "first_edit_of_process": cold, "runs": runs,
             "total_s_median": round(statistics.median(totals), 4) if totals else None,
             "total_s_max": round(max(totals), 4) if totals else None,
-            "cpu_s_median": round(statistics.median(r["cpu_s"] for r in runs), 4)
-            if runs else None,
-            "houses_tested_max": max((r["houses_tested"] for r in runs), default=0),
+            "cpu_s_median": round(statistics.median(cpus), 4) if cpus else None,
+            "houses_tested_max": max((int(r["houses_tested"]) for r in runs), default=0),
             "draft": name}
 
 
@@ -202,6 +202,8 @@ def bench_store_rebalance(url: str, draft: str) -> dict[str, Any]:
             "JOIN grid_count c ON c.grid_pk = g.id JOIN admin_area a ON a.code = "
             "g.community_code WHERE g.plan_id = :p GROUP BY a.parent_code "
             "ORDER BY n DESC, a.parent_code LIMIT 1"), {"p": pid}).first()
+    if row is None:
+        raise SystemExit("the store holds no grids to rebalance")
     street, k, load = str(row[0]), int(row[1]), float(row[2])
     floor, ceiling = 0.6 * load / k, 1.4 * load / k
     t0 = time.perf_counter()
