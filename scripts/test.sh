@@ -9,5 +9,7 @@ echo "== ruff" >&2
 ruff check .
 echo "== mypy" >&2
 mypy
+# bench/ apart: its api.py (the API benchmark) would clash with the api package
+mypy bench
 echo "== pytest" >&2
 exec pytest -q -p no:cacheprovider "$@"
