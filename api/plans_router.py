@@ -149,7 +149,7 @@ class Adoption(BaseModel):
 
 
 class PlanOut(BaseModel):
-    """A plan: status (draft, adopted, retired), base, grids, edits, periods in force."""
+    """A plan: status (draft, adopted, retired, discarded), base, grids, edits, periods."""
 
     id: int
     name: str
@@ -283,6 +283,14 @@ class AdoptOut(BaseModel):
     adopted_at: UtcDateTime
     houses_moved: int
     relinked: bool
+
+
+class DiscardOut(BaseModel):
+    """A discarded draft and how many house links went with it."""
+
+    plan: str
+    status: str
+    links_deleted: int
 
 
 class RebalanceIn(_Body):
@@ -504,6 +512,19 @@ def adopt(name: PlanNamePath, request: Request, engine: EngineDep,
         res = plan_ops.adopt(conn, plan=plan, actor=actor,
                              role=str(getattr(request.state, "role", "")),
                              client_addr=_client(request), force=bool(body and body.force))
+    return res.as_dict()
+
+
+@router.post("/{name}/discard", response_model=DiscardOut, summary="Give up a draft")
+def discard(name: PlanNamePath, request: Request, engine: EngineDep) -> dict[str, Any]:
+    """The draft stops being kept current and its house links go; grids and edits stay."""
+    from gridmgr.store import plan_ops
+
+    actor = require_role(request, EDIT_ROLES)
+    with engine.begin() as conn:
+        res = plan_ops.discard(conn, plan=plan_name(name), actor=actor,
+                               role=str(getattr(request.state, "role", "")),
+                               client_addr=_client(request))
     return res.as_dict()
 
 

@@ -391,5 +391,16 @@ def adopt(name: NameArg,
                + f"; {res.houses_moved} houses changed grid")
 
 
+@plan_app.command("discard")
+@handled
+def discard(name: NameArg, actor: ActorOpt = None, db: DbOpt = None) -> None:
+    """Give up draft NAME: its house links go, its grids and edits are kept."""
+    from gridmgr.store import plan_ops
+
+    with _engine(db).begin() as conn:
+        res = plan_ops.discard(conn, plan=name, actor=_actor(actor), role="cli")
+    typer.echo(f"draft {res.plan} discarded; {res.links_deleted} house links deleted")
+
+
 if __name__ == "__main__":  # pragma: no cover - `python -m gridmgr.cli_plan`
     plan_app()

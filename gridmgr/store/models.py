@@ -48,7 +48,7 @@ class AdminArea(Base):
 
 
 class BoundaryPlan(Base):
-    """A versioned set of grid boundaries: draft, adopted (exactly one) or retired."""
+    """A versioned set of grid boundaries: draft, adopted (exactly one), retired or discarded."""
 
     __tablename__ = "boundary_plan"
     id: Mapped[int] = mapped_column(PK, primary_key=True)

@@ -1502,6 +1502,11 @@ def diff(conn: Connection, *, plan: str, other: str | None = None,
     wl_cfg, tier_cfg = settings or WorkloadSettings(), tiers or TierSettings()
     pa = get_plan(conn, plan)
     pb = get_plan(conn, other) if other else _adopted(conn)
+    for p in (pa, pb):
+        if p.status == "discarded":
+            raise BadInput(f"plan {p.name} was discarded and keeps no house links to compare; "
+                           f"make a new draft from it first: gridmgr plan new NAME --from "
+                           f"{p.name}")
     ch = _changed_grids(conn, pa.id, pb.id, _edited_since_copy(conn, pa, pb)) \
         if pa.id != pb.id else pd.DataFrame(columns=["grid_id", "pk_a", "pk_b", "shape",
                                                      "staff"])
@@ -1607,6 +1612,9 @@ def adopt(conn: Connection, *, plan: str, actor: str | None = None, role: str = 
     when = at or _now()
     if p.status == "adopted":
         raise BadInput(f"plan {p.name} is already adopted")
+    if p.status == "discarded":
+        raise BadInput(f"plan {p.name} was discarded; make a new draft from it instead: "
+                       f"gridmgr plan new NAME --from {p.name}")
     current = adopted_plan_id(conn)
     prev = _plan_by_id(conn, current) if current is not None else None
     if (p.status == "draft" and prev is not None and p.base_plan_id != prev.id and not force):
@@ -1637,6 +1645,47 @@ def adopt(conn: Connection, *, plan: str, actor: str | None = None, role: str = 
         "detail": _json({"plan_id": p.id, "previous": prev.name if prev else None,
                          "houses_moved": moved, "relinked": relinked, "forced": bool(force)})})
     return AdoptResult(p.name, prev.name if prev else None, when, moved, relinked)
+
+
+@dataclass(frozen=True)
+class DiscardResult:
+    """A draft given up: its links and counts deleted, its grids and edits kept."""
+
+    plan: str
+    links_deleted: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"plan": self.plan, "status": "discarded", "links_deleted": self.links_deleted}
+
+
+def discard(conn: Connection, *, plan: str, actor: str | None = None, role: str = "planner",
+            client_addr: str | None = None) -> DiscardResult:
+    """Give up draft ``plan``: it stops being kept current, and its links go.
+
+    Every draft holds a link per house of the city (6.7 M at Chengdu scale) that each load,
+    registration and edit keeps current; an abandoned draft would go on costing that
+    forever. Its grids and edit history stay (status ``discarded``) so the record of what
+    was tried survives; it can no longer be edited or adopted. Audited.
+    """
+    from gridmgr.store.audit import INSERT_SQL
+
+    p = get_plan(conn, plan, lock=True)
+    if p.status != "draft":
+        raise BadInput(f"plan {p.name} is {p.status}; only a draft can be discarded "
+                       "(adopted and retired plans date the house → grid links)")
+    deleted = 0
+    for table in ("house_grid", "business_grid", "grid_count"):
+        res = conn.execute(text(f"DELETE FROM {table} WHERE plan_id = :p"), {"p": p.id})
+        if table == "house_grid":
+            deleted = int(res.rowcount or 0)
+    conn.execute(text("UPDATE boundary_plan SET status = 'discarded' WHERE id = :i"),
+                 {"i": p.id})
+    conn.execute(text(INSERT_SQL), {
+        "at": _now(), "actor": (actor or "unknown")[:100], "role": role[:16],
+        "action": "plan_discard", "target": p.name[:200], "client_addr": client_addr,
+        "detail": _json({"plan_id": p.id, "house_links_deleted": deleted})})
+    return DiscardResult(p.name, deleted)
 
 
 def house_grid_history(conn: Connection, *, house_code: str) -> list[dict[str, Any]]:

@@ -528,6 +528,48 @@ def test_a_stale_draft_needs_force(url: str) -> None:
         assert plan_ops.adopt(conn, plan="d2", actor="x", force=True).previous == "d1"
 
 
+def test_a_discarded_draft_drops_its_links_and_keeps_its_record(url: str) -> None:
+    new_draft(url, "d1")
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        g = grids_of(conn, "d1")
+        a, b = neighbours(g, house_points(conn))
+        grown = grow_into(g, a, b, points=house_points(conn))
+    with engine.begin() as conn:
+        plan_ops.reshape(conn, plan="d1", grid_id=a, geometry=grown)
+        pid = plan_ops.get_plan(conn, "d1").id
+        linked = conn.execute(text("SELECT count(*) FROM house_grid WHERE plan_id = :p"),
+                              {"p": pid}).scalar_one()
+    with engine.begin() as conn:
+        res = plan_ops.discard(conn, plan="d1", actor="alice", client_addr="10.0.0.7")
+    assert res.links_deleted == linked > 0
+    with engine.connect() as conn:
+        for table in ("house_grid", "business_grid", "grid_count"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE plan_id = :p"),
+                                {"p": pid}).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM grid WHERE plan_id = :p"),
+                            {"p": pid}).scalar_one() == len(g)  # the grids are kept
+        assert pid not in counts.live_plans(conn)
+        assert len(plan_ops.history(conn, "d1")) == 1
+        audit = conn.execute(text("SELECT actor, action, target, client_addr FROM audit_log "
+                                  "WHERE action = 'plan_discard'")).all()
+        assert [tuple(r) for r in audit] == [("alice", "plan_discard", "d1", "10.0.0.7")]
+        assert plan_ops.plan_info(conn, "d1").status == "discarded"
+        with pytest.raises(BadInput, match="discarded"):
+            plan_ops.reshape(conn, plan="d1", grid_id=a, geometry=g.at[a, "geom"])
+        with pytest.raises(BadInput, match="discarded"):
+            plan_ops.adopt(conn, plan="d1")
+        with pytest.raises(BadInput, match="discarded"):
+            plan_ops.diff(conn, plan="d1")
+        with pytest.raises(BadInput, match="only a draft"):
+            plan_ops.discard(conn, plan="base")
+    with engine.begin() as conn:  # what was tried can be taken up again, relinked in full
+        plan_ops.create_draft(conn, name="d2", source="d1", actor="alice")
+    with engine.connect() as conn:
+        check_consistent(conn, "d2")
+        assert grids_of(conn, "d2").at[a, "geom"].equals(grids_of(conn, "d1").at[a, "geom"])
+
+
 def test_drafts_stay_current_when_houses_are_loaded(url: str, tmp_path: Path) -> None:
     new_draft(url)
     engine = make_engine(url)
@@ -669,6 +711,11 @@ def test_cli_plan_commands(url: str, tmp_path: Path) -> None:
     res = run("adopt", "d1", "--actor", "chief")
     assert res.exit_code == 0 and "base retired" in res.output
     assert run("adopt", "nope").exit_code == 2
+    assert run("new", "d9").exit_code == 0
+    res = run("discard", "d9")
+    assert res.exit_code == 0 and re.search(r"draft d9 discarded; [1-9]\d* house links", res.output)
+    res = run("discard", "d9")
+    assert res.exit_code == 2 and "only a draft" in res.output
 
 
 def test_http_routes(url: str) -> None:
@@ -731,6 +778,14 @@ def test_http_routes(url: str) -> None:
     assert plans["d1"]["status"] == "adopted" and plans["base"]["status"] == "retired"
     assert client.get("/plans/nope", headers=chief).status_code == 404
     assert "/plans/{name}/rebalance" in app.openapi()["paths"]
+    assert client.post("/plans", json={"name": "d3"}, headers=planner).status_code == 201
+    assert client.post("/plans/d3/discard", headers={"x-role": "police"}).status_code == 403
+    r = client.post("/plans/d3/discard", headers=planner)
+    assert r.status_code == 200 and r.json()["status"] == "discarded"
+    assert r.json()["links_deleted"] > 0
+    r = client.post("/plans/d3/discard", headers=planner)
+    assert r.status_code == 400 and "only a draft" in r.json()["detail"]
+    assert client.post("/plans/nope/discard", headers=planner).status_code == 404
 
 
 def test_assign_nearby_follows_the_assignment_tie_rule() -> None:
