@@ -1254,7 +1254,9 @@ def _edited_since_copy(conn: Connection, pa: PlanRow, pb: PlanRow) -> list[str] 
     """
     if pa.base_plan_id != pb.id or pb.status == "draft" or pa.status != "draft":
         return None
-    first = conn.execute(text("SELECT min(id) FROM grid WHERE plan_id = :a"),
+    # min(id + 0), not min(id): PostgreSQL answers min(id) by walking the primary key past
+    # every other plan's grids (10-15 ms with a few plans); this reads the plan's own.
+    first = conn.execute(text("SELECT min(id + 0) FROM grid WHERE plan_id = :a"),
                          {"a": pa.id}).scalar()
     if first is None or conn.execute(text(
             "SELECT count(*) FROM grid WHERE plan_id = :b AND id > :f"),
