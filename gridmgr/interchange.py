@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -74,6 +75,63 @@ def _read_csv(path: Path) -> pd.DataFrame:
                            engine="pyarrow")
     except (ValueError, pa.ArrowInvalid):
         return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+
+
+def streamable(path: str | Path, kind: str) -> bool:
+    """Whether `read_table_chunks` can stream this file: a lon/lat or key table in CSV."""
+    path = Path(path)
+    return kind in KINDS and kind not in POLYGON_KINDS and _suffix(path) == ".csv" \
+        and path.exists()
+
+
+def read_table_chunks(path: str | Path, kind: str, rows: int,
+                      crs: int | None = None) -> Iterator[pd.DataFrame]:
+    """Read a CSV interchange file in frames of `rows` rows, every column as text.
+
+    The frames are what `read_table` would give, cut into pieces (text on Arrow memory),
+    so a file of millions of rows never sits in memory whole. Arrow's reader refuses
+    irregular rows (a missing field) and bad UTF-8 with `pyarrow.ArrowInvalid`, possibly
+    after some frames were yielded; the caller then falls back to `read_table`.
+    """
+    import pyarrow.csv as pacsv
+
+    path = Path(path)
+    if not streamable(path, kind):
+        raise BadInput(f"{path}: only CSV files of {', '.join(POINT_KINDS)}, people or "
+                       "rentals can be read in chunks")
+    if crs is not None and crs not in ACCEPTED_CRS:
+        raise BadInput(
+            f"{path}: --crs {crs} for a lon/lat table is not supported; give lon/lat in "
+            "EPSG:4326 (WGS84) or EPSG:4490 (CGCS2000)"
+        )
+    rows = max(1, int(rows))
+    with pacsv.open_csv(path) as probe:
+        names = probe.schema.names
+    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.large_string()),
+                                   strings_can_be_null=False)
+    text = pd.StringDtype("pyarrow", na_value=np.nan)
+    # Small blocks, joined into chunks here: Arrow reads a couple of dozen blocks ahead.
+    read = pacsv.ReadOptions(block_size=1 << 20)
+    pending: list[pa.RecordBatch] = []
+    held = yielded = 0
+
+    def frame(table: pa.Table) -> pd.DataFrame:
+        df = table.to_pandas(types_mapper={pa.large_string(): text}.get)
+        df.columns = [str(c).strip() for c in df.columns]
+        return df
+
+    with pacsv.open_csv(path, read_options=read, convert_options=convert) as reader:
+        for batch in reader:
+            pending.append(batch)
+            held += batch.num_rows
+            while held >= rows:
+                table = pa.Table.from_batches(pending)
+                yield frame(table.slice(0, rows))
+                yielded += 1
+                rest = table.slice(rows)
+                pending, held = rest.to_batches(), rest.num_rows
+    if held or not yielded:  # a header-only file still gives one (empty) frame
+        yield frame(pa.Table.from_batches(pending, schema=reader.schema))
 
 
 def _normalise(df: pd.DataFrame, path: Path, kind: str, crs: int | None) -> pd.DataFrame:

@@ -78,20 +78,174 @@ class StoreKeys:
 
 
 @dataclass
+class FlagSite:
+    """What one check found in one chunk: its first flagged rows (file rows) and the total.
+
+    Chunks of a file run the same checks in the same order, so the n-th site of every
+    chunk is the same check; `merge_sites` joins them into the whole file's messages.
+    """
+
+    warn: bool
+    column: str
+    rows: np.ndarray  # file row numbers of the first MAX_MESSAGES_PER_CHECK + 1 flagged rows
+    reasons: list[str]
+    total: int
+
+
+@dataclass
 class Checked:
-    """A validated frame: typed columns, `_row` (1-based data row) and the good-row mask."""
+    """A validated frame: typed columns, `_row` (file data row, from 1) and the good-row mask."""
 
     frame: pd.DataFrame
     good: np.ndarray
     report: ValidationReport
+    sites: list[FlagSite] = field(default_factory=list)
+
+
+def _hashes(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes of each value (integers are their own first hash)."""
+    if vals.dtype.kind in "iu":
+        return vals.astype(np.int64).view(np.uint64), np.zeros(len(vals), dtype=np.uint64)
+    obj = np.asarray(vals, dtype=object)
+    return (pd.util.hash_array(obj, hash_key="gridmgr:filekey1", categorize=False),
+            pd.util.hash_array(obj, hash_key="gridmgr:filekey2", categorize=False))
+
+
+class FileKeys:
+    """The distinct keys of a file's earlier chunks and the row each first appeared on.
+
+    Held as sorted 64-bit hashes plus a second, independent hash that confirms a match
+    (a false match needs both to collide: about 1 in 10^25 for a 10 M-row file), so a
+    file's millions of keys cost 24 bytes each instead of a Python string.
+    """
+
+    def __init__(self) -> None:
+        self.h1 = np.empty(0, dtype=np.uint64)
+        self.h2 = np.empty(0, dtype=np.uint64)
+        self.row = np.empty(0, dtype=np.int64)
+
+    def first_rows(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        """The first row of each key seen before, -1 for keys not seen."""
+        out = np.full(len(h1), -1, dtype=np.int64)
+        if not len(self.h1) or not len(h1):
+            return out
+        # Sorted needles walk the sorted keys once instead of jumping around them.
+        order = np.argsort(h1)
+        pos = np.empty(len(h1), dtype=np.int64)
+        pos[order] = np.searchsorted(self.h1, h1[order])
+        inside = pos < len(self.h1)
+        hit = np.zeros(len(h1), dtype=bool)
+        hit[inside] = self.h1[pos[inside]] == h1[inside]
+        same = hit.copy()
+        same[hit] = self.h2[pos[hit]] == h2[hit]
+        out[same] = self.row[pos[same]]
+        for i in np.flatnonzero(hit & ~same):  # first hashes collide: look along the run
+            j = int(pos[i]) + 1
+            while j < len(self.h1) and self.h1[j] == h1[i]:
+                if self.h2[j] == h2[i]:
+                    out[i] = self.row[j]
+                    break
+                j += 1
+        return out
+
+    def add(self, h1: np.ndarray, h2: np.ndarray, rows: np.ndarray) -> None:
+        """Remember new keys (not seen before) and their first rows."""
+        if not len(h1):
+            return
+        order = np.argsort(h1, kind="stable")
+        h1, h2, rows = h1[order], h2[order], np.asarray(rows, dtype=np.int64)[order]
+        at = np.searchsorted(self.h1, h1)
+        self.h1 = np.insert(self.h1, at, h1)
+        self.h2 = np.insert(self.h2, at, h2)
+        self.row = np.insert(self.row, at, rows)
+
+
+def _firsts(codes_: np.ndarray) -> np.ndarray:
+    """Positions of each code's first appearance (pandas.factorize numbers in that order)."""
+    top = np.maximum.accumulate(np.concatenate([[-1], codes_]))
+    return np.flatnonzero(top[1:] > top[:-1])
+
+
+def first_rows(vals: np.ndarray, valid: np.ndarray, rows: np.ndarray,
+               earlier: FileKeys | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The file row where each value first appears (-1 for a missing value).
+
+    `rows` are the file rows of `vals`; keys of the file's earlier chunks are looked up in
+    `earlier`, and the new `valid` keys of this chunk are added to it. Returns (first row
+    per value, pandas.factorize codes, uniques).
+    """
+    h1 = h2 = None
+    if earlier is not None:
+        h1, h2 = _hashes(np.asarray(vals))
+        # Numbering the hashes is several times faster than numbering the strings; a
+        # collision of the first hash inside the chunk (never seen in practice) is caught
+        # by the second, and the strings are numbered instead.
+        codes_, _ = pd.factorize(h1)
+        first_of = _firsts(codes_)
+        if not (h2[first_of][codes_] == h2).all():
+            codes_, _ = pd.factorize(vals)
+            first_of = _firsts(codes_)
+        uniques = np.asarray(vals)[first_of]
+    else:
+        codes_, uniques = pd.factorize(vals)
+        first_of = _firsts(codes_)
+    first_file = np.asarray(rows, dtype=np.int64)[first_of]
+    if earlier is not None and h1 is not None and h2 is not None:
+        ok = np.asarray(valid, dtype=bool)[first_of]
+        at = first_of[ok]
+        before = earlier.first_rows(h1[at], h2[at])
+        known = before >= 0
+        sub = first_file[ok]
+        sub[known] = before[known]
+        first_file[ok] = sub
+        earlier.add(h1[at][~known], h2[at][~known], sub[~known])
+    if not len(first_file):
+        return np.full(len(codes_), -1, dtype=np.int64), codes_, np.asarray(uniques)
+    first = np.where(codes_ >= 0, first_file[np.maximum(codes_, 0)], -1)
+    return first, np.asarray(codes_), np.asarray(uniques)
+
+
+def merge_sites(parts: list[list[FlagSite]]) -> list[FlagSite]:
+    """Join the sites of a file's chunks (in file order) into the whole file's sites."""
+    if len(parts) == 1:
+        return parts[0]
+    out: list[FlagSite] = []
+    for k in range(max((len(p) for p in parts), default=0)):
+        same = [p[k] for p in parts if k < len(p)]
+        keep = MAX_MESSAGES_PER_CHECK + 1
+        rows = np.concatenate([s.rows for s in same])[:keep]
+        reasons = [r for s in same for r in s.reasons][:keep]
+        column = next((s.column for s in same if s.total), same[0].column)
+        out.append(FlagSite(same[0].warn, column, rows, reasons, sum(s.total for s in same)))
+    return out
+
+
+def site_messages(sites: list[FlagSite], warn: bool) -> list[RowProblem]:
+    """The problems (or warnings) of a file's sites, as whole-file validation words them."""
+    out: list[RowProblem] = []
+    for s in sites:
+        if s.warn != warn or not s.total:
+            continue
+        n = min(s.total, MAX_MESSAGES_PER_CHECK)
+        out += [RowProblem(int(r), s.column, t) for r, t in zip(s.rows[:n], s.reasons[:n],
+                                                                 strict=True)]
+        if s.total > MAX_MESSAGES_PER_CHECK:
+            out.append(RowProblem(int(s.rows[MAX_MESSAGES_PER_CHECK]), s.column,
+                                  f"and {s.total - MAX_MESSAGES_PER_CHECK} more rows with "
+                                  "this problem"))
+    return out
 
 
 class _Checker:
-    def __init__(self, df: pd.DataFrame, kind: str) -> None:
+    def __init__(self, df: pd.DataFrame, kind: str, *, first_row: int = 1,
+                 seen: dict[str, FileKeys] | None = None) -> None:
         self.df = df
         self.kind = kind
+        self.first_row = first_row
+        self.seen = seen
         self.bad = np.zeros(len(df), dtype=bool)
         self.report = ValidationReport(kind=kind, rows=len(df))
+        self.sites: list[FlagSite] = []
         self._arrow_cache: dict[str, pa.ChunkedArray] = {}
 
     def flag(
@@ -103,19 +257,17 @@ class _Checker:
     ) -> None:
         mask = np.asarray(mask, dtype=bool)
         idx = np.flatnonzero(mask)
+        # Every call makes a site, even one that flags nothing: chunks stay aligned.
+        first = idx[:MAX_MESSAGES_PER_CHECK + 1]
+        reasons = [reason(int(i)) if callable(reason) else reason for i in first]
+        site = FlagSite(warn, column, first + self.first_row, reasons, int(idx.size))
+        self.sites.append(site)
         if idx.size == 0:
             return
         if not warn:
             self.bad |= mask
         target = self.report.warnings if warn else self.report.problems
-        for i in idx[:MAX_MESSAGES_PER_CHECK]:
-            text = reason(int(i)) if callable(reason) else reason
-            target.append(RowProblem(int(i) + 1, column, text))
-        if idx.size > MAX_MESSAGES_PER_CHECK:
-            target.append(
-                RowProblem(int(idx[MAX_MESSAGES_PER_CHECK]) + 1, column,
-                           f"and {idx.size - MAX_MESSAGES_PER_CHECK} more rows with this problem")
-            )
+        target += site_messages([site], warn)
 
     def _arrow(self, col: str) -> pa.ChunkedArray:
         """A column as trimmed Arrow text, "" for missing (computed once per column)."""
@@ -215,24 +367,27 @@ class _Checker:
         self.flag(wrong, col, lambda i: f"{arr[i].as_py()!r} is not one of {', '.join(allowed)}")
         return vals
 
+    def first_rows(self, vals: np.ndarray, valid: np.ndarray, key: str
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """File row where each value first appears, in this chunk or an earlier one."""
+        keys = None if self.seen is None else self.seen.setdefault(key, FileKeys())
+        return first_rows(vals, valid, np.arange(len(vals)) + self.first_row, keys)
+
     def unique(self, vals: np.ndarray, col: str, existing: pd.Index | None = None,
                what: str = "") -> None:
         nonempty = vals != ""
-        codes_, uniques = pd.factorize(vals)
-        if len(uniques) < len(vals) - (~nonempty).sum() + (not nonempty.all()):
-            first_of = np.full(len(uniques), len(vals), dtype=np.int64)
-            np.minimum.at(first_of, codes_, np.arange(len(vals)))
-            dup = nonempty & (first_of[codes_] != np.arange(len(vals)))
-            self.flag(dup, col, lambda i: f"duplicate {col} {vals[i]!r} (first on row "
-                                           f"{int(first_of[codes_[i]]) + 1})")
+        first, codes_, uniques = self.first_rows(vals, nonempty, col)
+        dup = nonempty & (first != np.arange(len(vals)) + self.first_row)
+        self.flag(dup, col, lambda i: f"duplicate {col} {vals[i]!r} (first on row "
+                                       f"{int(first[i])})")
         if existing is not None and len(existing):
             there = nonempty & pd.Index(uniques).isin(existing)[codes_]
             self.flag(there, col, lambda i: f"{col} {vals[i]!r} is already {what or 'loaded'}")
 
     def finish(self, frame: pd.DataFrame) -> Checked:
         frame = frame.copy()
-        frame["_row"] = np.arange(1, len(frame) + 1)
-        return Checked(frame=frame, good=~self.bad, report=self.report)
+        frame["_row"] = np.arange(self.first_row, self.first_row + len(frame))
+        return Checked(frame=frame, good=~self.bad, report=self.report, sites=self.sites)
 
 
 def _missing_columns(df: pd.DataFrame, kind: str) -> None:
@@ -302,10 +457,11 @@ def _check_polygons(c: _Checker, geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_areas(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+def check_areas(df: pd.DataFrame, keys: StoreKeys, *, first_row: int = 1,
+                seen: dict[str, FileKeys] | None = None) -> Checked:
     """Validate an admin-areas file: codes, levels, parents and polygons."""
     _missing_columns(df, "areas")
-    c = _Checker(df, "areas")
+    c = _Checker(df, "areas", first_row=first_row, seen=seen)
     code = c.required_text("code")
     c.unique(code, "code", pd.Index(list(keys.area_levels)), "loaded")
     name = c.required_text("name")
@@ -329,10 +485,11 @@ def check_areas(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     return c.finish(frame)
 
 
-def check_grids(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+def check_grids(df: pd.DataFrame, keys: StoreKeys, *, first_row: int = 1,
+                seen: dict[str, FileKeys] | None = None) -> Checked:
     """Validate a grids file: ids, communities, tiers, co-managers and polygons."""
     _missing_columns(df, "grids")
-    c = _Checker(df, "grids")
+    c = _Checker(df, "grids", first_row=first_row, seen=seen)
     grid_id = c.required_text("grid_id")
     c.unique(grid_id, "grid_id", keys.grid_ids, "a grid of the adopted plan")
     community = c.required_text("community_code")
@@ -357,12 +514,13 @@ def check_grids(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     return c.finish(frame)
 
 
-def check_houses(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+def check_houses(df: pd.DataFrame, keys: StoreKeys, *, first_row: int = 1,
+                 seen: dict[str, FileKeys] | None = None) -> Checked:
     """Validate a houses file: ids, coordinates, addresses, codes and address parts."""
     from gridmgr import codes
 
     _missing_columns(df, "houses")
-    c = _Checker(df, "houses")
+    c = _Checker(df, "houses", first_row=first_row, seen=seen)
     source_id = c.required_text("source_id")
     c.unique(source_id, "source_id", keys.source_ids)
     lon, lat = _check_lonlat(c, keys)
@@ -430,10 +588,11 @@ def _check_id_numbers(c: _Checker, col: str, required: bool) -> np.ndarray:
     return upper
 
 
-def check_people(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+def check_people(df: pd.DataFrame, keys: StoreKeys, *, first_row: int = 1,
+                 seen: dict[str, FileKeys] | None = None) -> Checked:
     """Validate a people file: identities, dates, classes and house references."""
     _missing_columns(df, "people")
-    c = _Checker(df, "people")
+    c = _Checker(df, "people", first_row=first_row, seen=seen)
     source_id = c.required_text("source_id")
     c.unique(source_id, "source_id", keys.source_ids)
     id_number = _check_id_numbers(c, "id_number", required=True)
@@ -485,10 +644,11 @@ def check_people(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     return c.finish(frame)
 
 
-def check_businesses(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+def check_businesses(df: pd.DataFrame, keys: StoreKeys, *, first_row: int = 1,
+                     seen: dict[str, FileKeys] | None = None) -> Checked:
     """Validate a businesses file: ids, names, coordinates and worker counts."""
     _missing_columns(df, "businesses")
-    c = _Checker(df, "businesses")
+    c = _Checker(df, "businesses", first_row=first_row, seen=seen)
     source_id = c.required_text("source_id")
     c.unique(source_id, "source_id", keys.business_ids_by_source.index)
     name = c.required_text("name")
@@ -499,13 +659,15 @@ def check_businesses(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     return c.finish(frame)
 
 
-def check_rentals(df: pd.DataFrame, keys: StoreKeys) -> Checked:
+def check_rentals(df: pd.DataFrame, keys: StoreKeys, *, first_row: int = 1,
+                  seen: dict[str, FileKeys] | None = None) -> Checked:
     """Validate a rentals file: houses, landlords, tenants, class and registration date."""
     _missing_columns(df, "rentals")
-    c = _Checker(df, "rentals")
+    c = _Checker(df, "rentals", first_row=first_row, seen=seen)
     house_id = _house_refs(c, keys)
     known = house_id >= 0
-    dup = known & pd.Series(house_id).duplicated(keep="first").to_numpy()
+    first, _, _ = c.first_rows(house_id, known, "house_id")
+    dup = known & (first != np.arange(len(house_id)) + first_row)
     c.flag(dup, "house_source_id", "the same house is let twice in this file")
     already = known & pd.Series(house_id).isin(keys.rented_house_ids).to_numpy()
     c.flag(already, "house_source_id", "this house already has a rental record")
@@ -519,7 +681,7 @@ def check_rentals(df: pd.DataFrame, keys: StoreKeys) -> Checked:
     return c.finish(frame)
 
 
-CHECKS: dict[str, Callable[[pd.DataFrame, StoreKeys], Checked]] = {
+CHECKS: dict[str, Callable[..., Checked]] = {
     "areas": check_areas,
     "grids": check_grids,
     "houses": check_houses,
@@ -529,6 +691,12 @@ CHECKS: dict[str, Callable[[pd.DataFrame, StoreKeys], Checked]] = {
 }
 
 
-def check(kind: str, df: pd.DataFrame, keys: StoreKeys) -> Checked:
-    """Validate a frame of the given kind against what the store already holds."""
-    return CHECKS[kind](df, keys)
+def check(kind: str, df: pd.DataFrame, keys: StoreKeys, *, first_row: int = 1,
+          seen: dict[str, FileKeys] | None = None) -> Checked:
+    """Validate a frame of the given kind against what the store already holds.
+
+    For one chunk of a longer file, `first_row` is the file row of the frame's first row
+    (every message and `_row` use file rows) and `seen` carries the keys of the file's
+    earlier chunks, so a duplicate across chunks is named like one within a chunk.
+    """
+    return CHECKS[kind](df, keys, first_row=first_row, seen=seen)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,9 @@ def _pg_csv(frame: pd.DataFrame) -> bytes:
 
 
 def _sqlite_columns(frame: pd.DataFrame) -> list[list[Any]]:
+    """Each column as a list of Python values (None for missing), built in C where possible."""
+    import pyarrow as pa
+
     cols = []
     for col in frame.columns:
         s = frame[col]
@@ -88,10 +92,19 @@ def _sqlite_columns(frame: pd.DataFrame) -> list[list[Any]]:
             vals = pd.Series(s).dt.strftime("%Y-%m-%d").astype(object)
             vals = vals.where(pd.Series(s).notna(), None)
             cols.append(vals.tolist())
-        elif pd.api.types.is_float_dtype(s):
-            cols.append(s.astype(object).where(s.notna(), None).tolist())
+        elif isinstance(s.dtype, pd.StringDtype) or isinstance(s.dtype, pd.ArrowDtype):
+            cols.append(pa.array(s.array).to_pylist())  # Arrow memory: no per-value Python
+        elif pd.api.types.is_float_dtype(s) and not isinstance(s.dtype, pd.Float64Dtype):
+            arr = s.to_numpy(dtype=float)
+            nan = np.isnan(arr)
+            if nan.any():
+                obj = arr.astype(object)
+                obj[nan] = None
+                cols.append(obj.tolist())
+            else:
+                cols.append(arr.tolist())
         elif (pd.api.types.is_integer_dtype(s) or s.dtype == bool) and not s.isna().any():
-            cols.append(s.tolist())
+            cols.append(s.to_numpy().tolist())
         else:
             obj = s.astype(object)
             cols.append(obj.where(pd.notna(obj), None).tolist())
@@ -115,9 +128,14 @@ def bulk_insert(
         return 0
     cols = list(frame.columns)
     pg = is_pg(conn)
-    big = _big_batch(conn, table, n)
-    rebuild = big and geometry is not None and not pg and _sqlite_defer_index(
-        conn, table, geom_column)
+    held: dict[str, _Spatial | None] = conn.info.get(_DEFERRED, {})
+    # Inside deferred_indexes the caller has dropped this table's indexes already.
+    big = table not in held and _big_batch(conn, table, n)
+    spatial = _sqlite_defer_geometry(conn, table, geom_column) if (
+        big and geometry is not None and not pg) else None
+    unchecked = spatial or held.get(table)
+    if geometry is not None and unchecked is not None:
+        _check_geometry(table, unchecked, geometry)
     deferred = [] if not big else (_pg_defer_indexes(conn, table) if pg
                                    else _sqlite_defer_indexes(conn, table))
     types = _pg_types(conn, table) if pg else {}
@@ -130,19 +148,59 @@ def bulk_insert(
             else:
                 _insert_sqlite(conn, table, part, cols, geoms, geom_column)
             bar.advance(len(part))
-    if deferred:
-        with reporter.step(f"indexing {table}", None):
-            for ddl in deferred:
-                conn.execute(text(ddl))
-            if pg:
-                # Fresh statistics, or the planner takes a table that just grew by millions
-                # of rows for a small one (nested loops where a hash join belongs).
-                conn.execute(text(f"ANALYZE {table}"))
-    if rebuild:
-        with reporter.step(f"indexing {table}", None):
-            conn.execute(text(f"DROP TABLE IF EXISTS idx_{table}_{geom_column}"))
-            conn.execute(text(f"SELECT CreateSpatialIndex('{table}', '{geom_column}')"))
+    _rebuild_indexes(conn, table, deferred, spatial, reporter)
     return n
+
+
+# conn.info key: tables whose indexes deferred_indexes dropped → their geometry deferral
+_DEFERRED = "gridmgr_deferred_indexes"
+
+
+@contextmanager
+def deferred_indexes(conn: Connection, tables: dict[str, str | None], rows: int, *,
+                     reporter: Reporter | None = None) -> Iterator[None]:
+    """Drop the indexes of tables about to get `rows` rows in several inserts; rebuild once.
+
+    For each table (name → geometry column or None) the big-batch rule of `bulk_insert`
+    decides; a table so marked keeps no index during the block, and `bulk_insert` into it
+    leaves indexes alone. The indexes are rebuilt when the block ends normally; on an
+    error the caller's transaction, rolled back, restores them.
+    """
+    reporter = reporter or Quiet()
+    pg = is_pg(conn)
+    deferred: dict[str, tuple[list[str], _Spatial | None]] = {}
+    for table, geom_column in tables.items():
+        if not _big_batch(conn, table, rows):
+            continue
+        ddl = _pg_defer_indexes(conn, table) if pg else _sqlite_defer_indexes(conn, table)
+        spatial = _sqlite_defer_geometry(conn, table, geom_column) if (
+            geom_column and not pg) else None
+        deferred[table] = (ddl, spatial)
+    held = conn.info.setdefault(_DEFERRED, {})
+    held.update({table: spatial for table, (_, spatial) in deferred.items()})
+    try:
+        yield
+    finally:
+        for table in deferred:
+            held.pop(table, None)
+    for table, (ddl, spatial) in deferred.items():
+        _rebuild_indexes(conn, table, ddl, spatial, reporter)
+
+
+def _rebuild_indexes(conn: Connection, table: str, ddl: list[str], spatial: _Spatial | None,
+                     reporter: Reporter) -> None:
+    """Run the DDL that re-creates a table's indexes (and its geometry triggers, R*Tree)."""
+    if not ddl and not spatial:
+        return
+    with reporter.step(f"indexing {table}", None):
+        for statement in ddl:
+            conn.execute(text(statement))
+        if is_pg(conn) and ddl:
+            # Fresh statistics, or the planner takes a table that just grew by millions
+            # of rows for a small one (nested loops where a hash join belongs).
+            conn.execute(text(f"ANALYZE {table}"))
+        if spatial:
+            _sqlite_restore_geometry(conn, table, spatial)
 
 
 # Below this many rows per-row index upkeep is cheap enough; above it, and when the batch is
@@ -210,16 +268,82 @@ def _sqlite_defer_indexes(conn: Connection, table: str) -> list[str]:
     return [str(ddl) for _, ddl in rows]
 
 
-def _sqlite_defer_index(conn: Connection, table: str, geom_column: str) -> bool:
-    """Drop a big batch's R*Tree triggers for the insert; the caller rebuilds the index."""
-    enabled = conn.execute(text(
-        "SELECT spatial_index_enabled FROM geometry_columns "
+@dataclass
+class _Spatial:
+    """What a big batch took off a SpatiaLite geometry column, to put back afterwards."""
+
+    column: str
+    geometry_type: int  # SpatiaLite's code: 1 point, 3 polygon, 6 multipolygon …
+    srid: int
+    index: bool  # the R*Tree was enabled
+    triggers: list[str]  # DDL of the per-row insert triggers dropped
+
+
+# SpatiaLite's 2D geometry type code for each shapely type id (a LinearRing is a line).
+_SPATIALITE_TYPE = np.array([1, 2, 2, 3, 4, 5, 6, 7])
+
+
+def _check_geometry(table: str, spatial: _Spatial, geometry: np.ndarray | Points) -> None:
+    """Refuse geometries the dropped type/SRID trigger would have refused, before insert."""
+    if isinstance(geometry, Points):
+        ok = spatial.geometry_type == 1 and geometry.srid == spatial.srid
+        kinds = "points"
+    else:
+        # _insert_sqlite writes WKB geometries with SRID 4326. A missing geometry is left
+        # to the NOT NULL constraint; SpatiaLite's type 0 takes any geometry.
+        ids = shapely.get_type_id(np.asarray(geometry, dtype=object))
+        codes = np.where(ids < 0, -1, _SPATIALITE_TYPE[np.maximum(ids, 0)])
+        ok = spatial.srid == 4326 and bool(
+            ((codes == spatial.geometry_type) | (codes < 0) | (spatial.geometry_type == 0)
+             ).all())
+        kinds = "geometries"
+    if not ok:
+        raise ValueError(f"{table}.{spatial.column} takes geometry type "
+                         f"{spatial.geometry_type} in SRID {spatial.srid}; got other {kinds}")
+
+
+def _sqlite_defer_geometry(conn: Connection, table: str, geom_column: str) -> _Spatial | None:
+    """Take a geometry column's per-row insert work off for a big batch.
+
+    SpatiaLite runs three statements per inserted row besides the insert: the R*Tree
+    update, a geometry type/SRID check (a subquery on geometry_columns) and a timestamp
+    update of geometry_columns_time. The R*Tree is rebuilt once, the check is made on
+    each batch's arrays before it is written (`_check_geometry`), and the timestamp is
+    set once (see `_sqlite_restore_geometry`).
+    """
+    row = conn.execute(text(
+        "SELECT spatial_index_enabled, geometry_type, srid FROM geometry_columns "
         "WHERE f_table_name = :t AND f_geometry_column = :c"),
-        {"t": table, "c": geom_column}).scalar()
-    if not enabled:
-        return False
-    conn.execute(text(f"SELECT DisableSpatialIndex('{table}', '{geom_column}')"))
-    return True
+        {"t": table, "c": geom_column}).first()
+    if row is None:
+        return None
+    enabled = row[0]
+    if enabled:
+        conn.execute(text(f"SELECT DisableSpatialIndex('{table}', '{geom_column}')"))
+    triggers = conn.execute(text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t "
+        "AND name IN (:check, :stamp)"),
+        {"t": table, "check": f"ggi_{table}_{geom_column}",
+         "stamp": f"tmi_{table}_{geom_column}"}).fetchall()
+    for name, _ in triggers:
+        conn.execute(text(f'DROP TRIGGER "{name}"'))
+    return _Spatial(geom_column, int(row[1]), int(row[2]), bool(enabled),
+                    [str(sql) for _, sql in triggers])
+
+
+def _sqlite_restore_geometry(conn: Connection, table: str, spatial: _Spatial) -> None:
+    """Put back what `_sqlite_defer_geometry` took off, doing its work once for the table."""
+    col = spatial.column
+    params = {"t": table, "c": col}
+    for ddl in spatial.triggers:
+        conn.execute(text(ddl))
+    conn.execute(text(
+        "UPDATE geometry_columns_time SET last_insert = strftime('%Y-%m-%dT%H:%M:%fZ', "
+        "'now') WHERE Lower(f_table_name) = Lower(:t) AND Lower(f_geometry_column) = "
+        "Lower(:c)"), params)
+    if spatial.index:
+        conn.execute(text(f"DROP TABLE IF EXISTS idx_{table}_{col}"))
+        conn.execute(text(f"SELECT CreateSpatialIndex('{table}', '{col}')"))
 
 
 def _pg_types(conn: Connection, table: str) -> dict[str, str]:

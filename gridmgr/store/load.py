@@ -1,13 +1,16 @@
-"""Load interchange files into a store: validate the whole file, then write in one transaction."""
+"""Load interchange files into a store: validate every row, write in one transaction."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 from sqlalchemy import Connection, Engine, text
 
@@ -15,13 +18,14 @@ from gridmgr import codes
 from gridmgr.assign import assign_points
 from gridmgr.errors import BadInput, RowProblem, ValidationFailed, ValidationReport
 from gridmgr.geo import area_km2
-from gridmgr.interchange import read_table
+from gridmgr.interchange import read_table, read_table_chunks, streamable
 from gridmgr.progress import Quiet, Reporter
 from gridmgr.store import counts
 from gridmgr.store.bulk import (
     Points,
     allocate_ids,
     bulk_insert,
+    deferred_indexes,
     geometries,
     read_frame,
     read_ints,
@@ -29,7 +33,17 @@ from gridmgr.store.bulk import (
 from gridmgr.store.models import GRID_COUNT_COLUMNS
 from gridmgr.store.plans import adopted_plan_id, ensure_adopted_plan, plan_grids
 from gridmgr.store.schema import upgrade
-from gridmgr.validate import StoreKeys, check, masked
+from gridmgr.validate import (
+    MAX_MESSAGES_PER_CHECK,
+    FileKeys,
+    FlagSite,
+    StoreKeys,
+    check,
+    first_rows,
+    masked,
+    merge_sites,
+    site_messages,
+)
 
 ORDER_HINT = "load areas, then grids, houses, businesses, people and rentals"
 
@@ -70,8 +84,13 @@ def write_report(report: ValidationReport, path: Path) -> Path:
     return path
 
 
-def store_keys(conn: Connection, kind: str) -> StoreKeys:
-    """Read from the store what validating a file of `kind` needs to know."""
+def store_keys(conn: Connection, kind: str, columns: Iterable[str] | None = None) -> StoreKeys:
+    """Read from the store what validating a file of `kind` (with `columns`) needs to know.
+
+    Without `columns` every key the kind may need is read; with them, house codes are read
+    for people and rentals only when the file refers to houses by code.
+    """
+    by_code = columns is None or kind == "houses" or "house_code" in set(columns)
     keys = StoreKeys()
     areas = read_frame(conn, "SELECT code, level FROM admin_area")
     keys.area_levels = dict(zip(areas["code"].astype(str), areas["level"].astype(str),
@@ -90,12 +109,15 @@ def store_keys(conn: Connection, kind: str) -> StoreKeys:
             g = read_frame(conn, "SELECT grid_id FROM grid WHERE plan_id = :p", {"p": plan})
             keys.grid_ids = pd.Index(g["grid_id"].astype(str))
     if kind in ("houses", "people", "rentals"):
-        h = read_frame(conn, "SELECT id, source_id, house_code FROM house", fast=True,
-                       text_columns=("source_id", "house_code"))
+        cols = "id, source_id, house_code" if by_code else "id, source_id"
+        h = read_frame(conn, f"SELECT {cols} FROM house", fast=True,
+                       text_columns=("source_id", "house_code") if by_code else ("source_id",))
         ids = h["id"].to_numpy(dtype=np.int64)
         keys.house_ids_by_source = pd.Series(ids, index=h["source_id"].astype(str))
-        has = h["house_code"].notna().to_numpy()
-        keys.house_ids_by_code = pd.Series(ids[has], index=h["house_code"][has].astype(str))
+        if by_code:
+            has = h["house_code"].notna().to_numpy()
+            keys.house_ids_by_code = pd.Series(ids[has],
+                                               index=h["house_code"][has].astype(str))
         if kind == "houses":
             keys.source_ids = pd.Index(h["source_id"].astype(str))
     if kind in ("people", "businesses"):
@@ -113,66 +135,207 @@ def store_keys(conn: Connection, kind: str) -> StoreKeys:
     return keys
 
 
+# Rows per chunk when a CSV file is streamed: peak memory stays flat in the file's size.
+CHUNK_ROWS = 400_000
+
+# Tables a file of each kind fills through several inserts: their indexes are dropped once
+# for a big batch and rebuilt once at the end (table → geometry column or None).
+BULK_TABLES: dict[str, dict[str, str | None]] = {
+    "houses": {"house": "geom", "house_grid": None},
+    "businesses": {"business": "geom", "business_grid": None},
+    "people": {"person": None, "residence": None, "employment": None},
+    "rentals": {"rental_record": None},
+}
+
+
+class _WholeFile(Exception):
+    """The file cannot be loaded chunk by chunk; roll back and load it whole."""
+
+
 def load_file(engine: Engine, kind: str, path: str | Path, *, crs: int | None = None,
               skip_bad: bool = False, report_path: Path | None = None,
-              reporter: Reporter | None = None) -> LoadResult:
-    """Read, validate and load one interchange file; all or nothing unless `skip_bad`."""
-    frame = read_table(path, kind, crs)
+              reporter: Reporter | None = None, chunk_rows: int | None = None) -> LoadResult:
+    """Read, validate and load one interchange file; all or nothing unless `skip_bad`.
+
+    A CSV file of points or keys is streamed in chunks of `chunk_rows` (default
+    CHUNK_ROWS) inside the one transaction, so memory does not grow with the file;
+    messages and the report still name the file's rows and every problem in it.
+    """
     if report_path is None:
         report_path = Path(f"{Path(path).name}.report.csv")
+    if streamable(path, kind):
+        rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
+        try:
+            return _load(engine, kind, _chunks(path, kind, rows, crs), _estimate_rows(path),
+                         skip_bad=skip_bad, report_path=report_path, reporter=reporter)
+        except _WholeFile:
+            pass  # rolled back; the whole-file path below gives the same outcome
+    frame = read_table(path, kind, crs)
     return load_frame(engine, kind, frame, skip_bad=skip_bad, report_path=report_path,
                       reporter=reporter)
+
+
+def _chunks(path: str | Path, kind: str, rows: int, crs: int | None) -> Iterator[pd.DataFrame]:
+    try:
+        yield from read_table_chunks(path, kind, rows, crs)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        # An irregular row or bad UTF-8: pandas' reader names it (or reads the blanks).
+        raise _WholeFile from exc
+
+
+def _prepended(head: list[pd.DataFrame], rest: Iterator[pd.DataFrame]
+               ) -> Iterator[pd.DataFrame]:
+    while head:
+        yield head.pop()
+    yield from rest
+
+
+def _estimate_rows(path: str | Path) -> int:
+    """Rows in a CSV file, from the size and its first megabyte (for index decisions)."""
+    size = Path(path).stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    lines = head.count(b"\n")
+    return int(size * lines / len(head)) if lines and head else 0
 
 
 def load_frame(engine: Engine, kind: str, frame: pd.DataFrame, *, skip_bad: bool = False,
                report_path: Path | None = None, reporter: Reporter | None = None) -> LoadResult:
     """Validate a frame against the store and write its rows in one transaction."""
+    return _load(engine, kind, [frame], len(frame), skip_bad=skip_bad,
+                 report_path=report_path, reporter=reporter)
+
+
+class _Late:
+    """Problems found by a writer's dry run, capped like validation's: the first rows win."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.reasons: list[str] = []
+        self.columns: list[str] = []
+
+    def add(self, rows: np.ndarray, column: str, reasons: list[str]) -> None:
+        self.rows.append(np.asarray(rows, dtype=np.int64))
+        self.reasons += reasons
+        self.columns += [column] * len(reasons)
+
+    def __len__(self) -> int:
+        return len(self.reasons)
+
+    def messages(self, cap: int = MAX_MESSAGES_PER_CHECK) -> list[RowProblem]:
+        if not self.reasons:
+            return []
+        rows = np.concatenate(self.rows)
+        order = np.argsort(rows, kind="stable")
+        _, first = np.unique(rows[order], return_index=True)  # one message per row
+        pick = order[first][:cap]
+        return [RowProblem(int(rows[i]), self.columns[i], self.reasons[i]) for i in pick]
+
+
+@dataclass
+class _Run:
+    """One load in progress: the store, what earlier chunks left behind, caches."""
+
+    conn: Connection
+    kind: str
+    keys: StoreKeys
+    reporter: Reporter
+    result: LoadResult
+    skip_bad: bool
+    rows: int = 0  # rows of the file read so far
+    first_row: int = 1  # file row of the current chunk's first row
+    seen: dict[str, FileKeys] = field(default_factory=dict)
+    sites: list[list[FlagSite]] = field(default_factory=list)
+    late_problems: _Late = field(default_factory=_Late)
+    late_warnings: _Late = field(default_factory=_Late)
+    deltas: list[pd.DataFrame] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def cached(self, name: str, make: Callable[[], Any]) -> Any:
+        if name not in self.cache:
+            self.cache[name] = make()
+        return self.cache[name]
+
+    def problems(self) -> int:
+        return sum(s.total for part in self.sites for s in part if not s.warn) + len(
+            self.late_problems)
+
+    def report(self) -> ValidationReport:
+        sites = merge_sites(self.sites) if self.sites else []
+        return ValidationReport(
+            kind=self.kind, rows=self.rows,
+            problems=site_messages(sites, False) + self.late_problems.messages(),
+            warnings=site_messages(sites, True) + self.late_warnings.messages())
+
+
+def _load(engine: Engine, kind: str, chunks: Iterable[pd.DataFrame], expected_rows: int, *,
+          skip_bad: bool, report_path: Path | None, reporter: Reporter | None) -> LoadResult:
+    """Validate and write chunks of one file in one transaction; all or nothing."""
     rep: Reporter = reporter or Quiet()
     upgrade(engine)
+    writer = WRITERS[kind]
+    chunks = iter(chunks)
+    first = next(chunks, None)
     with engine.begin() as conn:
-        keys = store_keys(conn, kind)
-        checked = check(kind, frame, keys)
-        report = checked.report
-        good = checked.frame[checked.good].reset_index(drop=True)
-        writer = WRITERS[kind]
-        result = LoadResult(kind=kind, rows=len(frame), loaded=0, report=report,
-                            rejected_rows=report.bad_rows)
-        extra = writer(conn, good, report, rep, result, dry=True)
-        if report.problems and not skip_bad:
-            if report_path is not None:
-                result.report_path = write_report(report, report_path)
-            hint = (f"nothing was written; full report in {result.report_path}; "
-                    "fix the rows or rerun with --skip-bad to load the good ones")
-            raise ValidationFailed(report, hint)
-        if extra is not None:
-            good = good[extra].reset_index(drop=True)
-        result.rejected_rows = report.bad_rows
-        writer(conn, good, report, rep, result, dry=False)
-        result.loaded = len(good)
+        columns = None if first is None else [str(c).strip() for c in first.columns]
+        chunks = _prepended([] if first is None else [first], chunks)
+        first = None  # the loop holds one chunk at a time
+        run = _Run(conn=conn, kind=kind, keys=store_keys(conn, kind, columns), reporter=rep,
+                   result=LoadResult(kind=kind, rows=0, loaded=0,
+                                     report=ValidationReport(kind=kind)),
+                   skip_bad=skip_bad)
+        with deferred_indexes(conn, BULK_TABLES.get(kind, {}), expected_rows, reporter=rep):
+            for frame in chunks:
+                run.first_row = run.rows + 1
+                checked = check(kind, frame, run.keys, first_row=run.first_row, seen=run.seen)
+                run.rows += len(frame)
+                run.sites.append(checked.sites)
+                good = checked.frame[checked.good].reset_index(drop=True)
+                del checked
+                extra = writer(run, good, True)
+                if run.problems() and not skip_bad:
+                    continue  # nothing will be written: only look for further problems
+                if extra is not None:
+                    good = good[extra].reset_index(drop=True)
+                writer(run, good, False)
+                run.result.loaded += len(good)
+            report = run.report()
+            result = run.result
+            result.rows, result.report, result.rejected_rows = run.rows, report, report.bad_rows
+            if report.problems and not skip_bad:
+                if report_path is not None:
+                    result.report_path = write_report(report, report_path)
+                hint = (f"nothing was written; full report in {result.report_path}; "
+                        "fix the rows or rerun with --skip-bad to load the good ones")
+                raise ValidationFailed(report, hint)
+        deltas = [d for d in run.deltas if not d.empty]
+        if deltas:
+            counts.apply_deltas(conn, pd.concat(deltas).groupby(level=0).sum())
     if report_path is not None and (report.problems or report.warnings):
         result.report_path = write_report(report, report_path)
     return result
 
 
-# --- writers: each is called twice, first dry (late checks that need the store), then for real
+# --- writers: each is called per chunk, first dry (late checks that need the store), then
+# for real; a dry call returns a mask of the rows it found bad (or None)
 
 
-def _write_areas(conn: Connection, good: pd.DataFrame, report: ValidationReport,
-                 reporter: Reporter, result: LoadResult, dry: bool) -> np.ndarray | None:
+def _write_areas(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None:
     if dry:
         return None
+    conn = run.conn
     frame = good[["code", "name", "level", "parent_code"]].copy()
     frame["parent_code"] = frame["parent_code"].replace("", None)
     frame.insert(0, "id", allocate_ids(conn, "admin_area", len(frame)))
     bulk_insert(conn, "admin_area", frame, geometry=good["geometry"].to_numpy(),
-                reporter=reporter, label="writing areas")
+                reporter=run.reporter, label="writing areas")
     return None
 
 
-def _write_grids(conn: Connection, good: pd.DataFrame, report: ValidationReport,
-                 reporter: Reporter, result: LoadResult, dry: bool) -> np.ndarray | None:
+def _write_grids(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None:
     if dry:
         return None
+    conn = run.conn
     plan = ensure_adopted_plan(conn)
     frame = good[["grid_id", "community_code", "tier", "police_area",
                   "co_managers_assigned"]].copy()
@@ -180,15 +343,15 @@ def _write_grids(conn: Connection, good: pd.DataFrame, report: ValidationReport,
     frame.insert(0, "id", allocate_ids(conn, "grid", len(frame)))
     frame["locked"] = False
     frame["area_km2"] = area_km2(good["geometry"].to_numpy())
-    bulk_insert(conn, "grid", frame, geometry=good["geometry"].to_numpy(), reporter=reporter,
-                label="writing grids")
+    bulk_insert(conn, "grid", frame, geometry=good["geometry"].to_numpy(),
+                reporter=run.reporter, label="writing grids")
     zeros = pd.DataFrame(0, index=pd.Index(frame["id"].to_numpy(), name="grid_pk"),
                          columns=list(GRID_COUNT_COLUMNS))
     zeros = zeros.reset_index()
     zeros.insert(1, "plan_id", plan)
     bulk_insert(conn, "grid_count", zeros)
-    stats = assign_plan(conn, plan, reporter=reporter)
-    result.unassigned = stats.unassigned_source_ids
+    stats = assign_plan(conn, plan, reporter=run.reporter)
+    run.result.unassigned = stats.unassigned_source_ids
     return None
 
 
@@ -199,14 +362,16 @@ def _communities(conn: Connection) -> tuple[np.ndarray, np.ndarray]:
     return df["code"].astype(str).to_numpy(dtype=object), geoms
 
 
-def community_of_points(conn: Connection, lon: np.ndarray, lat: np.ndarray
+def community_of_points(conn: Connection, lon: np.ndarray, lat: np.ndarray,
+                        communities: tuple[np.ndarray, np.ndarray] | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:  # (codes, outside flags)
     """Community code covering each point, and a flag for points outside every community.
 
     A point outside every community (coarse boundary files) gets the nearest community, so
-    it can still be coded; the flag keeps it visible.
+    it can still be coded; the flag keeps it visible. `communities` (codes, polygons) saves
+    reading them again for every chunk of a file.
     """
-    names, geoms = _communities(conn)
+    names, geoms = communities if communities is not None else _communities(conn)
     n = len(lon)
     if len(names) == 0:
         return np.full(n, None, dtype=object), np.ones(n, dtype=bool)
@@ -224,8 +389,20 @@ def community_of_points(conn: Connection, lon: np.ndarray, lat: np.ndarray
     return codes_out, np.asarray(outside, dtype=bool)
 
 
-def _issue_codes(conn: Connection, good: pd.DataFrame, community: np.ndarray) -> np.ndarray:
-    """Codes for houses without one; address parts missing → building 0, unit 0, next room."""
+def _top_rooms(conn: Connection) -> pd.Series:
+    """Highest room number per community among building-0, unit-0 houses in the store."""
+    top = read_frame(conn, "SELECT community_code, max(room) AS top FROM house "
+                           "WHERE building = 0 AND unit = 0 GROUP BY community_code")
+    return pd.Series(top["top"].to_numpy(dtype=np.int64),
+                     index=top["community_code"].astype(object))
+
+
+def _issue_codes(run: _Run, good: pd.DataFrame, community: np.ndarray) -> np.ndarray:
+    """Codes for houses without one; address parts missing → building 0, unit 0, next room.
+
+    The next room counts on from the store (read once per file) and from the file's
+    earlier chunks.
+    """
     code = good["house_code"].to_numpy(dtype=object).copy()
     need = pd.isna(code) & pd.notna(community)
     if not need.any():
@@ -238,42 +415,78 @@ def _issue_codes(conn: Connection, good: pd.DataFrame, community: np.ndarray) ->
     u = np.where(partial, 0, np.nan_to_num(u)).astype(np.int64)
     r = np.where(partial, 0, np.nan_to_num(r)).astype(np.int64)
     if partial.any():
-        top = read_frame(conn, "SELECT community_code, max(room) AS top FROM house "
-                               "WHERE building = 0 AND unit = 0 GROUP BY community_code")
-        base = pd.Series(community[partial]).map(
-            pd.Series(top["top"].to_numpy(dtype=np.int64), index=top["community_code"])
-        ).fillna(0).to_numpy(dtype=np.int64)
-        seq = pd.Series(community[partial]).groupby(community[partial]).cumcount().to_numpy()
-        r[partial] = base + seq + 1
+        top: pd.Series = run.cached("top_rooms", lambda: _top_rooms(run.conn))
+        where = pd.Series(community[partial])
+        r[partial] = where.map(top).fillna(0).to_numpy(dtype=np.int64) \
+            + where.groupby(community[partial]).cumcount().to_numpy() + 1
+        run.cache["top_rooms"] = _raise_tops(top, community[partial], r[partial])
     code[need] = codes.encode_many(community[need].astype(str), b[need], u[need], r[need])
     return code
 
 
-def _write_houses(conn: Connection, good: pd.DataFrame, report: ValidationReport,
-                  reporter: Reporter, result: LoadResult, dry: bool) -> np.ndarray | None:
+def _raise_tops(top: pd.Series, community: np.ndarray, rooms: np.ndarray) -> pd.Series:
+    """The top room per community after issuing `rooms` in `community`."""
+    issued = pd.Series(rooms).groupby(community).max()
+    return pd.concat([top, issued]).groupby(level=0).max().astype(np.int64)
+
+
+def _plan_grids(run: _Run) -> list[tuple[int, np.ndarray, np.ndarray, bool]]:
+    """(plan, grid pks, polygons, adopted?) of every live plan, read once per file."""
+    def make() -> list[tuple[int, np.ndarray, np.ndarray, bool]]:
+        adopted = adopted_plan_id(run.conn)
+        out = []
+        for plan in counts.live_plans(run.conn):
+            idx_to_pk, geoms, _ = plan_grids(run.conn, plan)
+            out.append((plan, idx_to_pk, geoms, plan == adopted))
+        return out
+    return cast(list[tuple[int, np.ndarray, np.ndarray, bool]], run.cached("plans", make))
+
+
+def _grid_pks(lon: np.ndarray, lat: np.ndarray, idx_to_pk: np.ndarray,
+              geoms: np.ndarray) -> np.ndarray:
+    gi = assign_points(lon, lat, geoms)
+    return np.where(gi >= 0, idx_to_pk[np.maximum(gi, 0)], -1)
+
+
+def _write_houses(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None:
+    conn = run.conn
     lon = good["lon"].to_numpy(dtype=float)
     lat = good["lat"].to_numpy(dtype=float)
     if dry:
-        community, outside = community_of_points(conn, lon, lat)
+        community, outside = community_of_points(
+            conn, lon, lat, run.cached("communities", lambda: _communities(conn)))
         given = good["community_code"].to_numpy(dtype=object)
         community = np.where(pd.notna(given), given, community)
-        code = _issue_codes(conn, good, community)
-        rows = good["_row"].to_numpy()
-        s = pd.Series(code)
-        dup = (s.duplicated(keep=False) & s.notna()).to_numpy()
-        taken = read_frame(conn, "SELECT house_code FROM house WHERE house_code IS NOT NULL",
-                           fast=True, text_columns=("house_code",))
-        used = s.isin(pd.Index(taken["house_code"].astype(str))).to_numpy()
-        for i in np.flatnonzero(dup | used)[:2000]:
-            report.problems.append(RowProblem(int(rows[i]), "room", (
-                f"house code {code[i]} (community + building + unit + room) is "
-                f"{'already used in the store' if used[i] else 'shared with another row'}; "
-                "each dwelling needs its own building/unit/room")))
-        for i in np.flatnonzero(outside)[:2000]:
-            report.warnings.append(RowProblem(int(rows[i]), "lon", (
-                "outside every community: loaded and flagged"
-                + (f", coded under the nearest community {community[i]}"
-                   if community[i] else ""))))
+        code = _issue_codes(run, good, community)
+        rows = good["_row"].to_numpy(dtype=np.int64)
+        present = pd.notna(code)
+        # A code shared by two rows rejects both, also when they sit in different chunks.
+        first, _, _ = first_rows(np.where(present, code, "").astype(object), present, rows,
+                                 run.seen.setdefault("_issued_house_code", FileKeys()))
+        here = pd.Series(code).duplicated(keep=False).to_numpy() & present
+        earlier = present & (first < run.first_row)
+        dup = here | earlier
+        if earlier.any():
+            if run.skip_bad:
+                raise _WholeFile  # the earlier row may be written already
+            shared = np.flatnonzero(earlier)
+            _, pick = np.unique(first[shared], return_index=True)
+            pick = pick[:MAX_MESSAGES_PER_CHECK]
+            run.late_problems.add(first[shared][pick], "room", [
+                f"house code {c} (community + building + unit + room) is shared with "
+                "another row; each dwelling needs its own building/unit/room"
+                for c in code[shared][pick]])
+        used = pd.Series(code).isin(run.keys.house_ids_by_code.index).to_numpy()
+        flagged = np.flatnonzero(dup | used)[:MAX_MESSAGES_PER_CHECK]
+        run.late_problems.add(rows[flagged], "room", [
+            f"house code {code[i]} (community + building + unit + room) is "
+            f"{'already used in the store' if used[i] else 'shared with another row'}; "
+            "each dwelling needs its own building/unit/room" for i in flagged])
+        far = np.flatnonzero(outside)[:MAX_MESSAGES_PER_CHECK]
+        run.late_warnings.add(rows[far], "lon", [
+            "outside every community: loaded and flagged"
+            + (f", coded under the nearest community {community[i]}" if community[i] else "")
+            for i in far])
         good["_community"] = community
         good["_outside"] = outside
         good["_code"] = code
@@ -288,48 +501,42 @@ def _write_houses(conn: Connection, good: pd.DataFrame, report: ValidationReport
     })
     for c in ("building", "unit", "room"):
         frame[c] = frame[c].astype("Int64")
-    bulk_insert(conn, "house", frame, geometry=Points(lon, lat), reporter=reporter,
+    bulk_insert(conn, "house", frame, geometry=Points(lon, lat), reporter=run.reporter,
                 label="writing houses")
-    result.outside_areas = frame.loc[frame["outside_areas"], "source_id"].tolist()
-    unassigned = np.zeros(len(frame), dtype=bool)
-    for plan in counts.live_plans(conn):
-        idx_to_pk, geoms, _ = plan_grids(conn, plan)
-        gi = assign_points(lon, lat, geoms)
-        pk = np.where(gi >= 0, idx_to_pk[np.maximum(gi, 0)], -1)
+    run.result.outside_areas += frame.loc[frame["outside_areas"], "source_id"].tolist()
+    for plan, idx_to_pk, geoms, adopted in _plan_grids(run):
+        pk = _grid_pks(lon, lat, idx_to_pk, geoms)
         ok = pk >= 0
         link = pd.DataFrame({"plan_id": plan, "house_id": frame["id"].to_numpy()[ok],
                              "grid_pk": pk[ok]})
-        bulk_insert(conn, "house_grid", link, reporter=reporter, label="linking houses")
-        counts.apply_deltas(conn, counts.tally(pk, counts.house_columns(len(pk))))
-        if plan == adopted_plan_id(conn):
-            unassigned = ~ok
-    result.unassigned = frame.loc[unassigned, "source_id"].tolist() if len(
-        counts.live_plans(conn)) else []
+        bulk_insert(conn, "house_grid", link, reporter=run.reporter, label="linking houses")
+        run.deltas.append(counts.tally(pk, counts.house_columns(len(pk))))
+        if adopted:
+            run.result.unassigned += frame.loc[~ok, "source_id"].tolist()
     return None
 
 
-def _write_businesses(conn: Connection, good: pd.DataFrame, report: ValidationReport,
-                      reporter: Reporter, result: LoadResult, dry: bool) -> np.ndarray | None:
+def _write_businesses(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None:
     if dry:
         return None
+    conn = run.conn
     lon = good["lon"].to_numpy(dtype=float)
     lat = good["lat"].to_numpy(dtype=float)
-    community, _ = community_of_points(conn, lon, lat)
+    community, _ = community_of_points(
+        conn, lon, lat, run.cached("communities", lambda: _communities(conn)))
     frame = pd.DataFrame({
         "id": allocate_ids(conn, "business", len(good)), "source_id": good["source_id"],
         "name": good["name"], "lon": lon, "lat": lat, "workers": good["workers"],
         "community_code": community,
     })
-    bulk_insert(conn, "business", frame, geometry=Points(lon, lat), reporter=reporter,
+    bulk_insert(conn, "business", frame, geometry=Points(lon, lat), reporter=run.reporter,
                 label="writing businesses")
-    for plan in counts.live_plans(conn):
-        idx_to_pk, geoms, _ = plan_grids(conn, plan)
-        gi = assign_points(lon, lat, geoms)
-        pk = np.where(gi >= 0, idx_to_pk[np.maximum(gi, 0)], -1)
+    for plan, idx_to_pk, geoms, _ in _plan_grids(run):
+        pk = _grid_pks(lon, lat, idx_to_pk, geoms)
         ok = pk >= 0
         bulk_insert(conn, "business_grid", pd.DataFrame({
             "plan_id": plan, "business_id": frame["id"].to_numpy()[ok], "grid_pk": pk[ok]}))
-        counts.apply_deltas(conn, counts.tally(pk, counts.business_columns(
+        run.deltas.append(counts.tally(pk, counts.business_columns(
             frame["workers"].to_numpy())))
     return None
 
@@ -341,11 +548,17 @@ def city_prefixes(conn: Connection) -> list[str]:
     return [str(r) for r in rows]
 
 
-def _write_people(conn: Connection, good: pd.DataFrame, report: ValidationReport,
-                  reporter: Reporter, result: LoadResult, dry: bool) -> np.ndarray | None:
+def _house_grid_maps(run: _Run) -> list[np.ndarray]:
+    """house_id → grid_pk of every live plan, read once per file."""
+    return cast(list[np.ndarray], run.cached("house_grid_maps", lambda: [
+        counts.house_grid_map(run.conn, plan) for plan in counts.live_plans(run.conn)]))
+
+
+def _write_people(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None:
     if dry:
         return None
-    prefixes = city_prefixes(conn)
+    conn, reporter = run.conn, run.reporter
+    prefixes = run.cached("prefixes", lambda: city_prefixes(conn))
     hukou = good["hukou_code"].astype(str)
     floating = ~hukou.str.slice(0, 4).isin(prefixes).to_numpy()
     registered_on = good["registered_on"].to_numpy(dtype="datetime64[D]")
@@ -382,18 +595,18 @@ def _write_people(conn: Connection, good: pd.DataFrame, report: ValidationReport
         "consistent": (reg_house == house_id).astype(int),
         "person_class": good["person_class"].to_numpy(dtype=object),
     })
-    for plan in counts.live_plans(conn):
-        counts.apply_deltas(conn, counts.people_tally(counts.house_grid_map(conn, plan), rows))
+    for hg in _house_grid_maps(run):
+        run.deltas.append(counts.people_tally(hg, rows))
     return None
 
 
-def _write_rentals(conn: Connection, good: pd.DataFrame, report: ValidationReport,
-                   reporter: Reporter, result: LoadResult, dry: bool) -> np.ndarray | None:
+def _write_rentals(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None:
     if dry:
         return None
     from gridmgr.inspections import due_dates
     from gridmgr.settings import WorkloadSettings
 
+    conn = run.conn
     registered_on = good["registered_on"].to_numpy(dtype="datetime64[D]")
     start = np.where(np.isnat(registered_on), np.datetime64(dt.date.today(), "D"),
                      registered_on)
@@ -406,16 +619,17 @@ def _write_rentals(conn: Connection, good: pd.DataFrame, report: ValidationRepor
         "rental_class": klass, "registered_on": registered_on, "class_changed_on": pd.NaT,
         "last_inspected_on": pd.NaT, "next_due_on": due,
     })
-    bulk_insert(conn, "rental_record", frame, reporter=reporter, label="writing rentals")
-    for plan in counts.live_plans(conn):
-        hg = counts.house_grid_map(conn, plan)
+    bulk_insert(conn, "rental_record", frame, reporter=run.reporter, label="writing rentals")
+    for hg in _house_grid_maps(run):
         pk = counts._lookup(hg, frame["house_id"].to_numpy(dtype=np.int64))
-        counts.apply_deltas(conn, counts.tally(pk, counts.rental_columns(
+        run.deltas.append(counts.tally(pk, counts.rental_columns(
             klass, ~np.isnat(registered_on))))
     return None
 
 
-WRITERS = {
+Writer = Callable[[_Run, pd.DataFrame, bool], "np.ndarray | None"]
+
+WRITERS: dict[str, Writer] = {
     "areas": _write_areas,
     "grids": _write_grids,
     "houses": _write_houses,

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 from cityfiles import ORDER, write_city
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from gridmgr.errors import BadInput, ValidationFailed
-from gridmgr.store import counts
+from gridmgr.interchange import read_table
+from gridmgr.store import bulk, counts
 from gridmgr.store.engine import make_engine
-from gridmgr.store.load import load_file
+from gridmgr.store.load import LoadResult, load_file, load_frame
 from gridmgr.store.plans import adopted_plan_id
 from gridmgr.store.schema import upgrade
 
@@ -61,7 +63,7 @@ def test_round_trip_and_counts(store_url: str, city: dict[str, Path], tmp_path: 
         assert by_src["H001"][2] == "510104001001"
         assert by_src["H008"][1].startswith("510104001002")
         # the shared-edge house goes to the smallest grid_id covering it
-        grid_of = dict(conn.execute(text(
+        grid_of: dict[str, str] = dict(conn.execute(text(
             "SELECT h.source_id, g.grid_id FROM house h JOIN house_grid hg ON hg.house_id = h.id "
             "JOIN grid g ON g.id = hg.grid_pk")).fetchall())
         assert grid_of["H007"] == "510104001001-01"
@@ -72,8 +74,9 @@ def test_round_trip_and_counts(store_url: str, city: dict[str, Path], tmp_path: 
         kept = counts.maintained(conn, plan)
         fresh = counts.recompute(conn, plan)
         pd.testing.assert_frame_equal(kept.sort_index(), fresh.sort_index(), check_names=False)
-        g = dict(conn.execute(text("SELECT g.grid_id, c.residents FROM grid g JOIN grid_count c "
-                                   "ON c.grid_pk = g.id")).fetchall())
+        g: dict[str, int] = dict(conn.execute(text(
+            "SELECT g.grid_id, c.residents FROM grid g JOIN grid_count c "
+            "ON c.grid_pk = g.id")).fetchall())
         assert g == {"510104001001-01": 2, "510104001001-02": 1, "510104001002-01": 2}
         assert int(kept["floating_residents"].sum()) == 3  # P6 lives outside every grid
         assert int(kept["rental_key"].sum()) == 1
@@ -191,3 +194,177 @@ def test_outside_house_kept_and_listed(spatialite_url: str, city: dict[str, Path
     assert result.unassigned == ["H012"]
     rep = pd.read_csv(tmp_path / "h.csv")
     assert (rep["severity"] == "warning").any() and (rep["row"] == 12).any()
+
+
+# --- streaming: a CSV file is read, checked and written in chunks inside one transaction
+
+TABLES = {
+    "house": "id, source_id, house_code, lon, lat, address, building, unit, room, area_m2, "
+             "use, community_code, outside_areas, ST_X(geom), ST_Y(geom)",
+    "house_grid": "plan_id, house_id, grid_pk", "grid_count": "*",
+    "business": "id, source_id, name, workers, community_code, ST_X(geom)",
+    "business_grid": "*", "person": "*", "residence": "*", "employment": "*",
+    "rental_record": "id, house_id, landlord_id_number, tenants, rental_class, "
+                     "registered_on, next_due_on",
+}
+
+
+def contents(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the tables a load writes, geometries as coordinates."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        out = {t: [tuple(r) for r in conn.execute(text(f"SELECT {cols} FROM {t} ORDER BY 1, 2"))]
+               for t, cols in TABLES.items()}
+    engine.dispose()
+    return out
+
+
+@pytest.fixture
+def other_url(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A second empty store of the same kind as `store_url`."""
+    if store_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'other.db'}"
+    return str(request.getfixturevalue("pg_cluster").create_database("t_other"))
+
+
+def _partial_addresses(city: dict[str, Path]) -> None:
+    """Blank the address parts of houses in different chunks: codes are issued room by room."""
+    houses = pd.read_csv(city["houses"], dtype=str, keep_default_na=False)
+    houses.loc[[1, 6, 10], ["building", "unit", "room"]] = ""
+    houses.to_csv(city["houses"], index=False)
+
+
+def test_chunked_load_writes_what_a_whole_file_load_writes(
+        store_url: str, other_url: str, city: dict[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _partial_addresses(city)
+    whole = make_engine(other_url)
+    for kind in ORDER:
+        frame = read_table(city[kind], kind)
+        load_frame(whole, kind, frame, report_path=tmp_path / f"w{kind}.csv")
+    # Chunks of four rows, and every table's indexes dropped and rebuilt around the load.
+    monkeypatch.setattr(bulk, "BIG_BATCH_MIN", 1)
+    chunked = make_engine(store_url)
+    for kind in ORDER:
+        load_file(chunked, kind, city[kind], report_path=tmp_path / f"c{kind}.csv",
+                  chunk_rows=4)
+    got, want = contents(store_url), contents(other_url)
+    assert len(got["house"]) == 12 and len(got["person"]) == 6 and got["house_grid"]
+    assert got == want
+    # building 0, unit 0, the next room of the community, counted on across chunks
+    issued = {r[1]: (str(r[2])[:12], str(r[2])[12:22]) for r in got["house"] if r[6] is None}
+    assert issued == {"H002": ("510104001001", "0000000001"),
+                      "H007": ("510104001001", "0000000002"),
+                      "H011": ("510104001002", "0000000001")}
+    with chunked.connect() as conn:
+        plan = adopted_plan_id(conn)
+        assert plan is not None
+        kept, fresh = counts.maintained(conn, plan), counts.recompute(conn, plan)
+        pd.testing.assert_frame_equal(kept.sort_index(), fresh.sort_index(),
+                                      check_names=False)
+        # the indexes are back: a duplicate house is refused by the store itself
+        with pytest.raises(IntegrityError):
+            conn.execute(text("INSERT INTO house (source_id, lon, lat, outside_areas, geom) "
+                              "SELECT source_id, lon, lat, outside_areas, geom FROM house "
+                              "WHERE source_id = 'H001'"))
+
+
+def _load_houses_in_chunks(url: str, city: dict[str, Path], tmp_path: Path,
+                           houses: pd.DataFrame, chunk_rows: int, skip_bad: bool = False
+                           ) -> LoadResult:
+    engine = make_engine(url)
+    upgrade(engine)
+    for kind in ("areas", "grids"):
+        load_file(engine, kind, city[kind], report_path=tmp_path / "r.csv")
+    path = tmp_path / "houses_edit.csv"
+    houses.to_csv(path, index=False)
+    return load_file(engine, "houses", path, chunk_rows=chunk_rows,
+                     report_path=tmp_path / f"houses_{chunk_rows}.report.csv",
+                     skip_bad=skip_bad)
+
+
+def test_bad_row_in_third_chunk_writes_nothing(store_url: str, city: dict[str, Path],
+                                               tmp_path: Path) -> None:
+    houses = pd.read_csv(city["houses"], dtype=str, keep_default_na=False)
+    houses.loc[9, "lat"] = "123.4"  # row 10: the third chunk of four rows
+    engine = make_engine(store_url)
+    upgrade(engine)
+    for kind in ("areas", "grids"):
+        load_file(engine, kind, city[kind], report_path=tmp_path / "r.csv")
+    path = tmp_path / "houses_bad.csv"
+    houses.to_csv(path, index=False)
+    before = snapshot(store_url)
+    with pytest.raises(ValidationFailed) as err:
+        load_file(make_engine(store_url), "houses", path, chunk_rows=4,
+                  report_path=tmp_path / "bad.csv")
+    assert "row 10, column lat" in str(err.value) and "nothing was written" in str(err.value)
+    assert snapshot(store_url) == before
+    assert (pd.read_csv(tmp_path / "bad.csv")["row"] == 10).any()
+    result = load_file(make_engine(store_url), "houses", path, chunk_rows=4, skip_bad=True,
+                       report_path=tmp_path / "bad.csv")
+    assert result.loaded == 11 and result.rejected_rows == [10] and result.rows == 12
+
+
+def test_duplicate_across_chunks_is_named_with_its_first_row(
+        spatialite_url: str, city: dict[str, Path], tmp_path: Path) -> None:
+    houses = pd.read_csv(city["houses"], dtype=str, keep_default_na=False)
+    houses.loc[10, "source_id"] = "H002"  # row 11 repeats row 2, two chunks apart
+    before = None
+    with pytest.raises(ValidationFailed) as err:
+        engine = make_engine(spatialite_url)
+        upgrade(engine)
+        for kind in ("areas", "grids"):
+            load_file(engine, kind, city[kind], report_path=tmp_path / "r.csv")
+        before = snapshot(spatialite_url)
+        path = tmp_path / "dup.csv"
+        houses.to_csv(path, index=False)
+        load_file(make_engine(spatialite_url), "houses", path, chunk_rows=4,
+                  report_path=tmp_path / "dup.report.csv")
+    assert "row 11, column source_id: duplicate source_id 'H002' (first on row 2)" in str(
+        err.value)
+    assert snapshot(spatialite_url) == before
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 5])
+def test_chunked_report_equals_whole_file_report(chunk_rows: int, city: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    houses = pd.read_csv(city["houses"], dtype=str, keep_default_na=False)
+    houses.loc[1, "lon"] = "east"  # row 2
+    houses.loc[[3, 9], "source_id"] = "H003"  # rows 4 and 10 repeat row 3
+    houses.loc[[0, 6], ["building", "unit", "room"]] = "7"  # rows 1 and 7: one house code
+    houses.loc[11, "address"] = ""  # row 12
+    messages, reports = [], []
+    for rows in (chunk_rows, 10**6):
+        url = f"sqlite:///{tmp_path / f'{rows}.db'}"
+        with pytest.raises(ValidationFailed) as err:
+            _load_houses_in_chunks(url, city, tmp_path, houses, rows)
+        messages.append(str(err.value).replace(f"houses_{rows}.", "houses_N."))
+        reports.append(pd.read_csv(tmp_path / f"houses_{rows}.report.csv"))
+    assert messages[0] == messages[1]
+    pd.testing.assert_frame_equal(reports[0], reports[1])
+    rows_named = set(reports[0]["row"])
+    assert {1, 2, 4, 7, 10, 12} <= rows_named
+    shared = reports[0][reports[0]["reason"].str.contains("shared with another row")]
+    assert set(shared["row"]) == {1, 7}
+
+
+def test_skip_bad_with_a_code_shared_across_chunks(spatialite_url: str, city: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    houses = pd.read_csv(city["houses"], dtype=str, keep_default_na=False)
+    houses.loc[[0, 6], ["building", "unit", "room"]] = "7"  # rows 1 and 7 share a code
+    result = _load_houses_in_chunks(spatialite_url, city, tmp_path, houses, 4, skip_bad=True)
+    assert isinstance(result, LoadResult)
+    assert result.loaded == 10 and result.rejected_rows == [1, 7]
+    with make_engine(spatialite_url).connect() as conn:
+        kept = conn.execute(text("SELECT source_id FROM house ORDER BY 1")).scalars().all()
+    assert "H001" not in kept and "H007" not in kept and len(kept) == 10
+
+
+def test_header_only_file_is_still_checked(spatialite_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "houses.csv"
+    path.write_text("source_id,lon\n")
+    with pytest.raises(BadInput, match="lacks column"):
+        load_file(make_engine(spatialite_url), "houses", path, chunk_rows=4)
+    path.write_text("source_id,lon,lat,address\n")
+    assert load_file(make_engine(spatialite_url), "houses", path, chunk_rows=4,
+                     report_path=tmp_path / "r.csv").rows == 0
