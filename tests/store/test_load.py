@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from cityfiles import ORDER, write_city
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from gridmgr.errors import BadInput, ValidationFailed
@@ -269,15 +269,22 @@ def test_chunked_load_writes_what_a_whole_file_load_writes(
                               "WHERE source_id = 'H001'"))
 
 
+def _areas_grids_and(engine: Engine, city: dict[str, Path], tmp_path: Path,
+                     houses: pd.DataFrame, name: str) -> Path:
+    """Load the city's areas and grids; write `houses` to a CSV file called `name`."""
+    upgrade(engine)
+    for kind in ("areas", "grids"):
+        load_file(engine, kind, city[kind], report_path=tmp_path / "r.csv")
+    path = tmp_path / name
+    houses.to_csv(path, index=False)
+    return path
+
+
 def _load_houses_in_chunks(url: str, city: dict[str, Path], tmp_path: Path,
                            houses: pd.DataFrame, chunk_rows: int, skip_bad: bool = False
                            ) -> LoadResult:
     engine = make_engine(url)
-    upgrade(engine)
-    for kind in ("areas", "grids"):
-        load_file(engine, kind, city[kind], report_path=tmp_path / "r.csv")
-    path = tmp_path / "houses_edit.csv"
-    houses.to_csv(path, index=False)
+    path = _areas_grids_and(engine, city, tmp_path, houses, "houses_edit.csv")
     return load_file(engine, "houses", path, chunk_rows=chunk_rows,
                      report_path=tmp_path / f"houses_{chunk_rows}.report.csv",
                      skip_bad=skip_bad)
@@ -287,12 +294,7 @@ def test_bad_row_in_third_chunk_writes_nothing(store_url: str, city: dict[str, P
                                                tmp_path: Path) -> None:
     houses = pd.read_csv(city["houses"], dtype=str, keep_default_na=False)
     houses.loc[9, "lat"] = "123.4"  # row 10: the third chunk of four rows
-    engine = make_engine(store_url)
-    upgrade(engine)
-    for kind in ("areas", "grids"):
-        load_file(engine, kind, city[kind], report_path=tmp_path / "r.csv")
-    path = tmp_path / "houses_bad.csv"
-    houses.to_csv(path, index=False)
+    path = _areas_grids_and(make_engine(store_url), city, tmp_path, houses, "houses_bad.csv")
     before = snapshot(store_url)
     with pytest.raises(ValidationFailed) as err:
         load_file(make_engine(store_url), "houses", path, chunk_rows=4,

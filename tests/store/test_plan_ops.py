@@ -225,6 +225,14 @@ def new_draft(url: str, name: str = "d1") -> None:
         plan_ops.create_draft(conn, name=name, actor="tester")
 
 
+def strip_to_take(url: str, plan: str = "d1") -> tuple[pd.DataFrame, str, str, Any]:
+    """The plan's grids, two neighbours a and b, and a's boundary grown into b's houses."""
+    with make_engine(url).connect() as conn:
+        g = grids_of(conn, plan)
+        a, b = neighbours(g, house_points(conn))
+        return g, a, b, grow_into(g, a, b, points=house_points(conn))
+
+
 # ----------------------------------------------------------------------------- tests
 
 
@@ -422,10 +430,7 @@ def test_rejected_edits_leave_the_draft_byte_for_byte(url: str) -> None:
 def test_diff_lists_moved_houses_and_workload_before_after(url: str) -> None:
     new_draft(url)
     engine = make_engine(url)
-    with engine.connect() as conn:
-        g = grids_of(conn, "d1")
-        a, b = neighbours(g, house_points(conn))
-        grown = grow_into(g, a, b, points=house_points(conn))
+    g, a, b, grown = strip_to_take(url)
     with engine.begin() as conn:
         plan_ops.reshape(conn, plan="d1", grid_id=a, geometry=grown)
         r = plan_ops.split(conn, plan="d1", grid_id=a, line=line_across(grown))
@@ -469,10 +474,7 @@ def test_diff_lists_moved_houses_and_workload_before_after(url: str) -> None:
 def test_adopt_is_atomic_dated_audited_and_readoptable(url: str) -> None:
     new_draft(url)
     engine = make_engine(url)
-    with engine.connect() as conn:
-        g = grids_of(conn, "d1")
-        a, b = neighbours(g, house_points(conn))
-        grown = grow_into(g, a, b, points=house_points(conn))
+    g, a, b, grown = strip_to_take(url)
     with engine.begin() as conn:
         r = plan_ops.reshape(conn, plan="d1", grid_id=a, geometry=grown)
     moved_code = r.moved[0]["house_code"]
@@ -531,10 +533,7 @@ def test_a_stale_draft_needs_force(url: str) -> None:
 def test_a_discarded_draft_drops_its_links_and_keeps_its_record(url: str) -> None:
     new_draft(url, "d1")
     engine = make_engine(url)
-    with engine.connect() as conn:
-        g = grids_of(conn, "d1")
-        a, b = neighbours(g, house_points(conn))
-        grown = grow_into(g, a, b, points=house_points(conn))
+    g, a, b, grown = strip_to_take(url)
     with engine.begin() as conn:
         plan_ops.reshape(conn, plan="d1", grid_id=a, geometry=grown)
         pid = plan_ops.get_plan(conn, "d1").id
@@ -573,10 +572,7 @@ def test_a_discarded_draft_drops_its_links_and_keeps_its_record(url: str) -> Non
 def test_drafts_stay_current_when_houses_are_loaded(url: str, tmp_path: Path) -> None:
     new_draft(url)
     engine = make_engine(url)
-    with engine.connect() as conn:
-        g = grids_of(conn, "d1")
-        a, b = neighbours(g, house_points(conn))
-        grown = grow_into(g, a, b, points=house_points(conn))
+    g, a, b, grown = strip_to_take(url)
     with engine.begin() as conn:
         plan_ops.reshape(conn, plan="d1", grid_id=a, geometry=grown)
     p = shapely.point_on_surface(shapely.difference(grown, g.at[a, "geom"]))
@@ -673,10 +669,7 @@ def test_cli_plan_commands(url: str, tmp_path: Path) -> None:
     res = run("new", "d1", "--actor", "tester")
     assert res.exit_code == 0 and "draft d1 created from base with 24 grids" in res.output
     assert run("new", "d1").exit_code == 2
-    with make_engine(url).connect() as conn:
-        g = grids_of(conn, "d1")
-        a, b = neighbours(g, house_points(conn))
-        grown = grow_into(g, a, b, points=house_points(conn))
+    g, a, b, grown = strip_to_take(url)
     (tmp_path / "a.wkt").write_text(grown.wkt)
     res = run("reshape", "d1", a, str(tmp_path / "a.wkt"))
     assert res.exit_code == 0, res.output
@@ -745,10 +738,7 @@ def test_http_routes(url: str) -> None:
     assert r.status_code == 201 and r.json()["grids"] == 24
     assert client.post("/plans", json={"name": "d1"}, headers=planner).status_code == 409
     assert client.post("/plans", json={"name": "d2"}, headers=chief).status_code == 403
-    with make_engine(url).connect() as conn:
-        g = grids_of(conn, "d1")
-        a, b = neighbours(g, house_points(conn))
-        grown = grow_into(g, a, b, points=house_points(conn))
+    g, a, b, grown = strip_to_take(url)
     r = client.post("/plans/d1/reshape", headers=planner,
                     json={"grid_id": a, "geometry": shapely.geometry.mapping(grown)})
     assert r.status_code == 200, r.text
