@@ -513,11 +513,18 @@ def read_int_columns_many(conn: Connection, queries: Mapping[str, tuple[str, int
     if len(queries) >= 2 and is_pg(conn) and not raw_main.autocommit and not conn.execute(
             text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar_one():
         return _pg_parallel(conn, queries, workers)
-    if len(queries) >= 2 and not is_pg(conn) and not raw_main.in_transaction:
+    if (len(queries) >= 2 and not is_pg(conn) and not raw_main.in_transaction
+            and _sqlite_file(conn)):
         got = _sqlite_parallel(conn, queries, workers)
         if got is not None:
             return got
     return {name: read_int_columns(conn, sql, k) for name, (sql, k) in queries.items()}
+
+
+def _sqlite_file(conn: Connection) -> bool:
+    """True when the SQLite database is a file other connections can open (not in memory)."""
+    db = conn.engine.url.database or ""
+    return bool(db) and db != ":memory:" and "mode=memory" not in db
 
 
 def _pg_parallel(conn: Connection, queries: Mapping[str, tuple[str, int]], workers: int

@@ -103,3 +103,18 @@ def test_sqlite_reads_run_apart_only_without_pending_writes(spatialite_url: str)
         assert got["all"].shape == (1001, 1) and int(got["max"][0, 0]) == 7000
         conn.rollback()
     engine.dispose()
+
+
+def test_an_in_memory_sqlite_store_reads_on_its_own_connection() -> None:
+    from sqlalchemy import text
+
+    from gridmgr.store.bulk import read_int_columns_many
+
+    engine = make_engine("sqlite://")
+    with engine.connect() as conn:
+        conn.execute(text("CREATE TABLE snap (i INTEGER)"))
+        conn.execute(text("INSERT INTO snap VALUES (1), (2), (3)"))
+        conn.commit()
+        got = read_int_columns_many(conn, {"all": ("SELECT i FROM snap", 1),
+                                           "max": ("SELECT max(i) FROM snap", 1)})
+    assert got["all"][:, 0].tolist() == [1, 2, 3] and int(got["max"][0, 0]) == 3
