@@ -166,8 +166,8 @@ def recompute(conn: Connection, plan_id: int) -> pd.DataFrame:
     """Recompute every count of every grid of a plan from the base tables (the check).
 
     Each table is read as a few integer columns (small flags packed into one) and tallied
-    with bincount; this is several times faster than a GROUP BY over the joins. On
-    PostGIS the reads run side by side on one shared snapshot (see read_int_columns_many).
+    with bincount; this is several times faster than a GROUP BY over the joins. The reads
+    run side by side on one shared snapshot when they can (see read_int_columns_many).
     """
     plan = int(plan_id)
     queries = {
