@@ -2,7 +2,7 @@
 
     python bench/plans.py [--scale 1] [--seed 0] [--store spatialite|postgis] [--db URL]
                           [--reshapes 7] [--rebalance-seeds 3] [--maxp-timeout 120]
-                          [--skip-rebalance] [--skip-maxp]
+                          [--skip-rebalance] [--skip-maxp] [--keep-draft]
 
 1. A store holding the demo city at ``--scale`` (1 = Chengdu: 6.73 M houses, 5,155 grids),
    built with the ordinary loaders (or ``--db`` to reuse one already loaded).
@@ -234,6 +234,9 @@ def main() -> None:
     ap.add_argument("--maxp-timeout", type=float, default=120.0)
     ap.add_argument("--skip-rebalance", action="store_true")
     ap.add_argument("--skip-maxp", action="store_true")
+    ap.add_argument("--keep-draft", action="store_true",
+                    help="leave the benchmark's draft in the store (by default it is "
+                         "discarded: every open draft keeps a link per house current)")
     args = ap.parse_args()
 
     out: dict[str, Any] = {"bench": "plans", "command": "python bench/plans.py "
@@ -253,6 +256,9 @@ def main() -> None:
             out["reshape_diff"] = bench_reshapes(url, args.reshapes)
             if not args.skip_rebalance:
                 out["store_rebalance"] = bench_store_rebalance(url, out["reshape_diff"]["draft"])
+            if not args.keep_draft:
+                with make_engine(url).begin() as conn:
+                    plan_ops.discard(conn, plan=out["reshape_diff"]["draft"], actor="bench")
         finally:
             if cluster is not None:
                 cluster.stop()
