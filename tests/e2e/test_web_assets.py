@@ -22,7 +22,7 @@ TEMPLATED = {
     "role": ("police", "planner", "supervisor", "admin"),
     "nav": ("police", "planner", "supervisor"),
     "level": ("city", "district", "street", "community", "grid"),
-    "planStatus": ("draft", "adopted", "retired"),
+    "planStatus": ("draft", "adopted", "retired", "discarded"),
     "op": ("split", "merge", "reshape", "lock", "unlock", "move", "undo", "rebalance"),
     "col": ("grids", "floating_residents", "co_managers_needed", "co_managers_gap",
             "inspections_per_month"),

@@ -175,3 +175,34 @@ def test_admin_splits_by_typed_line_and_adopts_with_confirmation(web: WebSession
         `/grids/${g}`, {headers: {Authorization: `Bearer ${token}`}}).then((r) => r.status)))""",
                              [city.tokens["admin"], [gid, *new_ids]])
     assert statuses == [404, 200, 200]  # the split is in force now
+
+
+def test_planner_discards_a_draft_with_confirmation(web: WebSession) -> None:
+    page, city = web.page, web.city
+    web.sign_in("planner")
+    discard = page.locator("#discard")
+    expect(page.locator("#plan-select")).to_contain_text("base")
+    page.locator("#new-plan-name").fill("弃用草案")
+    page.locator("#new-plan button[type=submit]").click()
+    expect(page.locator("#plan-select")).to_have_value("弃用草案")
+    expect(discard).to_be_enabled()
+
+    dialog = page.locator("#confirm-dialog")
+    discard.click()
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("弃用草案")
+    page.keyboard.press("Escape")  # cancelled: the draft stays
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#plan-status")).to_have_text("草案")
+
+    discard.click()
+    page.locator("#confirm-ok").click()
+    expect(page.locator("#plan-select option[value='弃用草案']")).to_contain_text("已放弃")
+    expect(page.locator("#plan-select")).not_to_have_value("弃用草案")
+    engine = make_engine(city.db_url)
+    with engine.connect() as conn:
+        status, links = conn.execute(text(
+            "SELECT p.status, (SELECT count(*) FROM house_grid hg WHERE hg.plan_id = p.id) "
+            "FROM boundary_plan p WHERE p.name = '弃用草案'")).one()
+    engine.dispose()
+    assert (status, links) == ("discarded", 0)

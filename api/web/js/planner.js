@@ -82,6 +82,8 @@ export function mount(section, me) {
     h("button", { type: "submit", class: "btn", i18n: "plan.rbRun", disabled: !canEdit }));
   const rbResult = h("div", { id: "rb-result", "aria-live": "polite" });
   const adoptBtn = h("button", { type: "button", class: "btn danger", id: "adopt", i18n: "plan.adopt", disabled: !canAdopt });
+  // An open draft keeps a link per house of the city current; a planner gives up one here.
+  const discardBtn = h("button", { type: "button", class: "btn small", id: "discard", i18n: "plan.discard", disabled: true });
   tab.panels.rebalance.append(
     h("p", { class: "muted small", i18n: "plan.rbHint" }), rbForm, rbResult,
     h("hr"), h("h3", { i18n: "plan.adoptTitle" }),
@@ -89,7 +91,8 @@ export function mount(section, me) {
 
   panel.append(
     h("h2", { class: "view-title", i18n: "plan.title" }),
-    h("div", { class: "row wrap" }, h("label", { for: "plan-select", i18n: "plan.plan" }), planSelect, planStatus),
+    h("div", { class: "row wrap" }, h("label", { for: "plan-select", i18n: "plan.plan" }), planSelect, planStatus,
+      discardBtn),
     newForm,
     h("div", { class: "row wrap" }, h("label", { for: "plan-area", i18n: "plan.area" }), areaSelect),
     tab.list, tab.panels.edit, tab.panels.compare, tab.panels.rebalance);
@@ -202,6 +205,7 @@ export function mount(section, me) {
     tools.unlock.disabled = !(ok && n >= 1);
     tools.undo.disabled = !(ok && p.edits > 0);
     adoptBtn.disabled = !(canAdopt && p && p.status === "draft");
+    discardBtn.disabled = !(canEdit && p && p.status === "draft");
     rbForm.querySelector("button").disabled = !(ok && s.area);
   }
 
@@ -497,6 +501,25 @@ export function mount(section, me) {
       await loadPlans(res.plan);
       await loadGrids();
       loadDiff(true);
+    } catch (err) {
+      showError(err);
+    }
+  });
+
+  discardBtn.addEventListener("click", async () => {
+    const p = plan();
+    if (!p || p.status !== "draft") return;
+    const body = h("p", { i18n: "plan.discardConfirm", i18nArgs: { plan: p.name } });
+    if (!(await confirmDialog("plan.discardTitle", body, { okKey: "plan.discard" }))) return;
+    try {
+      await api(`/plans/${encodeURIComponent(p.name)}/discard`, { method: "POST" });
+      s.plan = null;
+      s.selected.clear();
+      await loadPlans();
+      await loadGrids();
+      s.diff = null;
+      renderDiff();
+      status("plan.discarded", { plan: p.name });
     } catch (err) {
       showError(err);
     }
