@@ -47,6 +47,23 @@ def build_store(url: str, scale: float, seed: int, workdir: Path) -> dict[str, A
     return {"synthesise_s": round(made, 1), "load_s": seconds}
 
 
+def store_counts(url: str) -> tuple[str, int, int]:
+    """The store's dialect, the adopted plan's grids and the houses."""
+    from sqlalchemy import text
+
+    from gridmgr.store.engine import make_engine
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        houses = int(conn.execute(text("SELECT count(*) FROM house")).scalar_one())
+        grids = int(conn.execute(text(
+            "SELECT count(*) FROM grid WHERE plan_id = (SELECT id FROM boundary_plan "
+            "WHERE status = 'adopted')")).scalar_one())
+    name = engine.dialect.name
+    engine.dispose()
+    return {"postgresql": "postgis", "sqlite": "spatialite"}.get(name, name), grids, houses
+
+
 def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None,
               timeout: float = 120.0) -> None:
     """Wait until `url` answers 200; fail early if the server process `proc` exits."""

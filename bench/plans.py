@@ -41,7 +41,7 @@ import shapely
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import build_store, log, new_store  # noqa: E402
+from benchlib import build_store, log, new_store, store_counts  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from gridmgr.store import plan_ops  # noqa: E402
@@ -91,12 +91,8 @@ def reshape_targets(conn: Any, plan_id: int, n: int) -> list[tuple[str, shapely.
 
 def bench_reshapes(url: str, n: int) -> dict[str, Any]:
     """Time reshape + diff on n grids (undoing each), and plan new."""
+    _, grids, houses = store_counts(url)
     engine = make_engine(url)
-    with engine.connect() as conn:
-        houses = int(conn.execute(text("SELECT count(*) FROM house")).scalar_one())
-        grids = int(conn.execute(text(
-            "SELECT count(*) FROM grid WHERE plan_id = (SELECT id FROM boundary_plan "
-            "WHERE status = 'adopted')")).scalar_one())
     name = f"bench-{int(time.time())}"
     t0 = time.perf_counter()
     with engine.begin() as conn:

@@ -77,7 +77,7 @@ import shapely
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import build_store, log, new_store, wait_http  # noqa: E402
+from benchlib import build_store, log, new_store, store_counts, wait_http  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from gridmgr.store.bulk import geometries, read_frame  # noqa: E402
@@ -195,19 +195,6 @@ def build_store_apart(url: str, scale: float, seed: int, workdir: Path) -> dict[
     with ProcessPoolExecutor(max_workers=1,
                              mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(build_store, url, scale, seed, workdir).result()
-
-
-def store_counts(url: str) -> tuple[str, int, int]:
-    """The store's dialect, the adopted plan's grids and the houses."""
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        houses = int(conn.execute(text("SELECT count(*) FROM house")).scalar_one())
-        grids = int(conn.execute(text(
-            "SELECT count(*) FROM grid WHERE plan_id = (SELECT id FROM boundary_plan "
-            "WHERE status = 'adopted')")).scalar_one())
-    name = engine.dialect.name
-    engine.dispose()
-    return {"postgresql": "postgis", "sqlite": "spatialite"}.get(name, name), grids, houses
 
 
 # ----------------------------------------------------------------------------- targets
