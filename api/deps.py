@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import re
 from typing import Annotated, Any
 
 import orjson
@@ -16,6 +15,7 @@ from api.errors import BadBbox, BadCursor, InvalidHouseCode, UnknownParameter
 from api.hotpath import Store
 from gridmgr import codes
 from gridmgr.errors import BadInput, NotFound
+from gridmgr.store.plan_ops import PLAN_NAME
 
 MAX_LIMIT = 1000
 """Largest page size of every listing (limit ≤ 1000)."""
@@ -141,10 +141,6 @@ GridIdPath = Annotated[str, Path(description="grid id, e.g. 510104001001-01",
 def grid_id(value: str) -> str:
     """A grid id as given (a grid id is at most 40 printable characters, else 404)."""
     return clean_text(value, "grid", 40)
-
-
-PLAN_NAME = re.compile(r"[\w.\-]{1,100}")
-"""What a plan name can be (as ``gridmgr.store.plan_ops`` creates them)."""
 
 
 def plan_name(value: str) -> str:

@@ -50,7 +50,8 @@ from gridmgr.store.models import GRID_COUNT_COLUMNS
 from gridmgr.store.plans import adopted_plan_id
 from gridmgr.workload import derive_workload
 
-_PLAN_NAME = re.compile(r"^[\w.\-]{1,100}$")
+PLAN_NAME = re.compile(r"[\w.\-]{1,100}")
+"""What a plan name can be (matched whole)."""
 ROLLUP_LEVELS: tuple[str, ...] = ("community", "street", "district", "city")
 ROLLUP_COLUMNS: tuple[str, ...] = (
     "grids", "grids_strengthened", "grids_key", "grids_routine", "houses", "rental_houses",
@@ -260,7 +261,7 @@ def create_draft(conn: Connection, *, name: str, source: str | None = None,
     Grids, links and counts are copied in SQL. A retired source's links may be stale (links
     are kept current only for live plans), so a copy of one is reassigned in full.
     """
-    if not _PLAN_NAME.match(str(name)):
+    if not PLAN_NAME.fullmatch(str(name)):
         raise BadInput(f"plan name {name!r} must be 1–100 letters, digits, '.', '-' or '_'")
     exists = conn.execute(text("SELECT 1 FROM boundary_plan WHERE name = :n"),
                           {"n": name}).first()
@@ -1608,8 +1609,6 @@ def adopt(conn: Connection, *, plan: str, actor: str | None = None, role: str = 
     adoption would silently undo the changes adopted since. Re-adopting a retired plan
     reassigns its links in full first (links of retired plans are not kept current).
     """
-    from gridmgr.store.audit import INSERT_SQL
-
     p = get_plan(conn, plan, lock=True)
     when = at or _now()
     if p.status == "adopted":
@@ -1641,12 +1640,20 @@ def adopt(conn: Connection, *, plan: str, actor: str | None = None, role: str = 
     conn.execute(text("INSERT INTO plan_adoption (plan_id, adopted_at, adopted_by) "
                       "VALUES (:p, :t, :b)"), {"p": p.id, "t": when,
                                                "b": (actor or "")[:100] or None})
-    conn.execute(text(INSERT_SQL), {
-        "at": when, "actor": (actor or "unknown")[:100], "role": role[:16],
-        "action": "plan_adopt", "target": p.name[:200], "client_addr": client_addr,
-        "detail": _json({"plan_id": p.id, "previous": prev.name if prev else None,
-                         "houses_moved": moved, "relinked": relinked, "forced": bool(force)})})
+    _audit_plan(conn, "plan_adopt", p, actor, role, client_addr, when, {
+        "plan_id": p.id, "previous": prev.name if prev else None, "houses_moved": moved,
+        "relinked": relinked, "forced": bool(force)})
     return AdoptResult(p.name, prev.name if prev else None, when, moved, relinked)
+
+
+def _audit_plan(conn: Connection, action: str, p: PlanRow, actor: str | None, role: str,
+                client_addr: str | None, at: dt.datetime, detail: dict[str, Any]) -> None:
+    """Write the audit row of a plan's change of status (adopt, discard)."""
+    from gridmgr.store.audit import INSERT_SQL
+
+    conn.execute(text(INSERT_SQL), {
+        "at": at, "actor": (actor or "unknown")[:100], "role": role[:16], "action": action,
+        "target": p.name[:200], "client_addr": client_addr, "detail": _json(detail)})
 
 
 @dataclass(frozen=True)
@@ -1670,8 +1677,6 @@ def discard(conn: Connection, *, plan: str, actor: str | None = None, role: str 
     forever. Its grids and edit history stay (status ``discarded``) so the record of what
     was tried survives; it can no longer be edited or adopted. Audited.
     """
-    from gridmgr.store.audit import INSERT_SQL
-
     p = get_plan(conn, plan, lock=True)
     if p.status != "draft":
         raise BadInput(f"plan {p.name} is {p.status}; only a draft can be discarded "
@@ -1683,10 +1688,8 @@ def discard(conn: Connection, *, plan: str, actor: str | None = None, role: str 
             deleted = int(res.rowcount or 0)
     conn.execute(text("UPDATE boundary_plan SET status = 'discarded' WHERE id = :i"),
                  {"i": p.id})
-    conn.execute(text(INSERT_SQL), {
-        "at": _now(), "actor": (actor or "unknown")[:100], "role": role[:16],
-        "action": "plan_discard", "target": p.name[:200], "client_addr": client_addr,
-        "detail": _json({"plan_id": p.id, "house_links_deleted": deleted})})
+    _audit_plan(conn, "plan_discard", p, actor, role, client_addr, _now(),
+                {"plan_id": p.id, "house_links_deleted": deleted})
     return DiscardResult(p.name, deleted)
 
 
