@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,13 +184,6 @@ def _chunks(path: str | Path, kind: str, rows: int, crs: int | None) -> Iterator
         raise _WholeFile from exc
 
 
-def _prepended(head: list[pd.DataFrame], rest: Iterator[pd.DataFrame]
-               ) -> Iterator[pd.DataFrame]:
-    while head:
-        yield head.pop()
-    yield from rest
-
-
 def _estimate_rows(path: str | Path) -> int:
     """Rows in a CSV file, from the size and its first megabyte (for index decisions)."""
     size = Path(path).stat().st_size
@@ -278,7 +272,7 @@ def _load(engine: Engine, kind: str, chunks: Iterable[pd.DataFrame], expected_ro
     first = next(chunks, None)
     with engine.begin() as conn:
         columns = None if first is None else [str(c).strip() for c in first.columns]
-        chunks = _prepended([] if first is None else [first], chunks)
+        chunks = itertools.chain([] if first is None else [first], chunks)
         first = None  # the loop holds one chunk at a time
         run = _Run(conn=conn, kind=kind, keys=store_keys(conn, kind, columns), reporter=rep,
                    result=LoadResult(kind=kind, rows=0, loaded=0,
@@ -448,6 +442,11 @@ def _grid_pks(lon: np.ndarray, lat: np.ndarray, idx_to_pk: np.ndarray,
     return np.where(gi >= 0, idx_to_pk[np.maximum(gi, 0)], -1)
 
 
+def _code_clash(code: str, where: str) -> str:
+    return (f"house code {code} (community + building + unit + room) is {where}; "
+            "each dwelling needs its own building/unit/room")
+
+
 def _write_houses(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None:
     conn = run.conn
     lon = good["lon"].to_numpy(dtype=float)
@@ -473,15 +472,12 @@ def _write_houses(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None
             _, pick = np.unique(first[shared], return_index=True)
             pick = pick[:MAX_MESSAGES_PER_CHECK]
             run.late_problems.add(first[shared][pick], "room", [
-                f"house code {c} (community + building + unit + room) is shared with "
-                "another row; each dwelling needs its own building/unit/room"
-                for c in code[shared][pick]])
+                _code_clash(c, "shared with another row") for c in code[shared][pick]])
         used = pd.Series(code).isin(run.keys.house_ids_by_code.index).to_numpy()
         flagged = np.flatnonzero(dup | used)[:MAX_MESSAGES_PER_CHECK]
         run.late_problems.add(rows[flagged], "room", [
-            f"house code {code[i]} (community + building + unit + room) is "
-            f"{'already used in the store' if used[i] else 'shared with another row'}; "
-            "each dwelling needs its own building/unit/room" for i in flagged])
+            _code_clash(code[i], "already used in the store" if used[i]
+                        else "shared with another row") for i in flagged])
         far = np.flatnonzero(outside)[:MAX_MESSAGES_PER_CHECK]
         run.late_warnings.add(rows[far], "lon", [
             "outside every community: loaded and flagged"
