@@ -506,8 +506,10 @@ def read_int_columns_many(conn: Connection, queries: Mapping[str, tuple[str, int
     on their own connections, all importing this transaction's snapshot
     (``pg_export_snapshot``), so together they see one consistent state of the store, as
     pg_dump's parallel workers do. Each query is one single-threaded COPY on the server,
-    so this is the way to use more than one core. Otherwise (SQLite, or writes pending
-    that other connections could not see) they run one after another on ``conn``.
+    so this is the way to use more than one core. A SQLite file is read the same way when
+    its readers provably share one snapshot (``_sqlite_parallel``). Otherwise (writes
+    pending that other connections could not see, an in-memory database, or a commit
+    between the readers' starts) they run one after another on ``conn``.
     """
     raw_main: Any = conn.connection.dbapi_connection
     if len(queries) >= 2 and is_pg(conn) and not raw_main.autocommit and not conn.execute(
