@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg2.errors
 import shapely
 from sqlalchemy import Connection, text
 
@@ -479,21 +480,68 @@ def _sqlite_int_columns(raw: Any, sql: str, k: int) -> np.ndarray:
 
 
 def _pg_int_columns(raw: Any, sql: str, k: int) -> np.ndarray:
-    """read_int_columns on a psycopg2 connection: binary COPY read as one structured array."""
+    """read_int_columns on a psycopg2 connection: each column as one bytea of int8 values.
+
+    Binary COPY sends one message per row, and psycopg2 makes a Python call for each:
+    1.1 s of client CPU per 6.7 M rows, against 0.25 s for the same values concatenated
+    server-side (``string_agg(int8send(...))``), at no more server CPU than the rows (less
+    than ``array_agg``, whose output sends each element apart). A column above
+    PostgreSQL's 1 GB value limit (134 M rows) fails with program_limit_exceeded; the
+    rows are then read one COPY row each.
+    """
     names = [f"c{i}" for i in range(k)]
-    cast = ", ".join(f"CAST({c} AS int8)" for c in names)
-    buf = io.BytesIO()
+    # string_agg skips NULLs, so count(*) is sent too: every column must have that many.
+    aggs = ", ".join(f"string_agg(int8send(CAST({c} AS int8)), ''::bytea)" for c in names)
+    query = f"SELECT count(*), {aggs} FROM ({sql}) AS q({', '.join(names)})"
+    savepoint = not raw.autocommit
     with raw.cursor() as cur:
-        cur.copy_expert(f"COPY (SELECT {cast} FROM ({sql}) AS q({', '.join(names)})) "
-                        "TO STDOUT WITH (FORMAT binary)", buf)
-    data = buf.getbuffer()
+        if savepoint:
+            cur.execute("SAVEPOINT gridmgr_read_ints")
+        try:
+            data = _copy_out(cur, query)
+        except psycopg2.errors.ProgramLimitExceeded:
+            if not savepoint:
+                raise
+            cur.execute("ROLLBACK TO SAVEPOINT gridmgr_read_ints")
+            return _pg_int_rows(cur, sql, names)
+        if savepoint:
+            cur.execute("RELEASE SAVEPOINT gridmgr_read_ints")
+    return _int8_columns(data, k, sql)
+
+
+def _copy_out(cur: Any, query: str) -> memoryview:
+    """The binary COPY of a query, without its file header and trailer."""
+    buf = io.BytesIO()
+    cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", buf)
+    return buf.getbuffer()[len(pgbinary.HEADER):-len(pgbinary.TRAILER)]
+
+
+def _int8_columns(data: memoryview, k: int, sql: str) -> np.ndarray:
+    """(rows × k) values from one COPY row: count(*), then k bytea of big-endian int8."""
+    fields, pos = int.from_bytes(data[:2], "big"), 2
+    size = int.from_bytes(data[pos:pos + 4], "big", signed=True)
+    n = int.from_bytes(data[pos + 4:pos + 4 + size], "big", signed=True)
+    pos += 4 + size
+    out = np.empty((n, k), dtype=np.int64)
+    for i in range(k):
+        size = int.from_bytes(data[pos:pos + 4], "big", signed=True)
+        if fields != k + 1 or max(size, 0) != 8 * n:
+            raise ValueError(f"NULL or non-integer values in {sql!r}")
+        out[:, i] = np.frombuffer(data, ">i8", n, pos + 4)
+        pos += 4 + max(size, 0)
+    return out
+
+
+def _pg_int_rows(cur: Any, sql: str, names: list[str]) -> np.ndarray:
+    """read_int_columns as one binary COPY row per result row (for results past 1 GB)."""
+    cast = ", ".join(f"CAST({c} AS int8)" for c in names)
+    data = _copy_out(cur, f"SELECT {cast} FROM ({sql}) AS q({', '.join(names)})")
     fields: list[tuple[str, str]] = [("n", ">i2")]
     for c in names:
         fields += [(f"len_{c}", ">i4"), (c, ">i8")]
-    size = 2 + 12 * k
-    body = len(data) - len(pgbinary.HEADER) - len(pgbinary.TRAILER)
-    rows = np.frombuffer(data, dtype=fields, offset=len(pgbinary.HEADER), count=body // size)
-    if body != size * len(rows) or any((rows[f"len_{c}"] != 8).any() for c in names):
+    size = 2 + 12 * len(names)
+    rows = np.frombuffer(data, dtype=fields, count=len(data) // size)
+    if len(data) != size * len(rows) or any((rows[f"len_{c}"] != 8).any() for c in names):
         raise ValueError(f"NULL or non-integer values in {sql!r}")
     return np.stack([rows[c].astype(np.int64) for c in names], axis=1)
 

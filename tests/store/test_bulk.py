@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gridmgr.store.bulk import read_ints
 from gridmgr.store.engine import make_engine
@@ -118,3 +119,30 @@ def test_an_in_memory_sqlite_store_reads_on_its_own_connection() -> None:
         got = read_int_columns_many(conn, {"all": ("SELECT i FROM snap", 1),
                                            "max": ("SELECT max(i) FROM snap", 1)})
     assert got["all"][:, 0].tolist() == [1, 2, 3] and int(got["max"][0, 0]) == 3
+
+
+def test_a_null_in_any_column_is_refused_on_both_stores(store_url: str) -> None:
+    from gridmgr.store.bulk import read_int_columns
+
+    sql = "SELECT 1, 2 UNION ALL SELECT 3, NULL UNION ALL SELECT 5, 6"
+    with make_engine(store_url).connect() as conn:
+        with pytest.raises(ValueError, match="NULL"):
+            read_int_columns(conn, sql, 2)
+        # the store connection is still usable after the refusal
+        assert read_int_columns(conn, "SELECT 7, 8", 2).tolist() == [[7, 8]]
+
+
+def test_postgis_row_by_row_read_equals_the_array_read(postgis_url: str) -> None:
+    from gridmgr.store.bulk import _pg_int_rows, read_int_columns
+
+    sql = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+           "SELECT i, -i * 4294967296, i % 7 FROM n ORDER BY i DESC")
+    with make_engine(postgis_url).connect() as conn:
+        arrays = read_int_columns(conn, sql, 3)
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        with raw.cursor() as cur:
+            rows = _pg_int_rows(cur, sql, ["c0", "c1", "c2"])
+    i = np.arange(3000, 0, -1, dtype=np.int64)
+    assert np.array_equal(arrays, np.stack([i, -i * 4294967296, i % 7], axis=1))
+    assert np.array_equal(rows, arrays)
