@@ -146,3 +146,23 @@ def test_postgis_row_by_row_read_equals_the_array_read(postgis_url: str) -> None
     i = np.arange(3000, 0, -1, dtype=np.int64)
     assert np.array_equal(arrays, np.stack([i, -i * 4294967296, i % 7], axis=1))
     assert np.array_equal(rows, arrays)
+
+
+def test_postgis_reads_values_that_do_not_fit_a_column_pair(postgis_url: str) -> None:
+    from gridmgr.store.bulk import read_int_columns
+
+    big = 2 ** 40
+    i = np.arange(1, 2001, dtype=np.int64)
+    cases = {  # (high, low) columns; the first three do not fit high * 2**32 + low
+        f"i, i * {big}": (i, i * big),
+        "i, -i": (i, -i),
+        f"i * {big}, i": (i * big, i),
+        "-i, i * 65536": (-i, i * 65536),
+    }
+    numbers = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
+    with make_engine(postgis_url).connect() as conn:
+        for cols, want in cases.items():
+            got = read_int_columns(conn, f"{numbers} SELECT {cols} FROM n", 2)
+            assert np.array_equal(got, np.stack(want, axis=1)), cols
+            three = read_int_columns(conn, f"{numbers} SELECT {cols}, 7 FROM n", 3)
+            assert np.array_equal(three[:, :2], got) and (three[:, 2] == 7).all(), cols
