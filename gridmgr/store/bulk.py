@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -611,6 +611,15 @@ def read_int_columns_many(conn: Connection, queries: Mapping[str, tuple[str, int
                           workers: int = 3) -> dict[str, np.ndarray]:
     """Several read_int_columns at once: {name: (sql, k)} → {name: array}.
 
+    See iter_int_columns for how the reads share one snapshot and run side by side.
+    """
+    return dict(iter_int_columns(conn, queries, workers))
+
+
+def iter_int_columns(conn: Connection, queries: Mapping[str, tuple[str, int]],
+                     workers: int = 3) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, array) of each read_int_columns query, in the order the reads finish.
+
     On PostGIS, when this transaction has written nothing yet, the queries run in parallel
     on their own connections, all importing this transaction's snapshot
     (``pg_export_snapshot``), so together they see one consistent state of the store, as
@@ -618,18 +627,24 @@ def read_int_columns_many(conn: Connection, queries: Mapping[str, tuple[str, int
     so this is the way to use more than one core. A SQLite file is read the same way when
     its readers provably share one snapshot (``_sqlite_parallel``). Otherwise (writes
     pending that other connections could not see, an in-memory database, or a commit
-    between the readers' starts) they run one after another on ``conn``.
+    between the readers' starts) they run one after another on ``conn``. The caller can
+    work on the first arrays while the rest are still being read.
     """
     raw_main: Any = conn.connection.dbapi_connection
     if len(queries) >= 2 and is_pg(conn) and not raw_main.autocommit and not conn.execute(
             text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar_one():
-        return _pg_parallel(conn, queries, workers)
-    if (len(queries) >= 2 and not is_pg(conn) and not raw_main.in_transaction
+        yield from _pg_parallel(conn, queries, workers)
+    elif (len(queries) >= 2 and not is_pg(conn) and not raw_main.in_transaction
             and _sqlite_file(conn)):
-        got = _sqlite_parallel(conn, queries, workers)
-        if got is not None:
-            return got
-    return {name: read_int_columns(conn, sql, k) for name, (sql, k) in queries.items()}
+        yield from _sqlite_parallel(conn, queries, workers)
+    else:
+        yield from _serial(conn, queries)
+
+
+def _serial(conn: Connection, queries: Mapping[str, tuple[str, int]]
+            ) -> Iterator[tuple[str, np.ndarray]]:
+    for name, (sql, k) in queries.items():
+        yield name, read_int_columns(conn, sql, k)
 
 
 def _sqlite_file(conn: Connection) -> bool:
@@ -638,8 +653,17 @@ def _sqlite_file(conn: Connection) -> bool:
     return bool(db) and db != ":memory:" and "mode=memory" not in db
 
 
+def _as_finished(jobs: Mapping[str, Any], run: Callable[[Any], np.ndarray], workers: int
+                 ) -> Iterator[tuple[str, np.ndarray]]:
+    """run(job) of every job on a thread pool, yielded as (name, result) as each finishes."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(run, job): name for name, job in jobs.items()}
+        for done in as_completed(futures):
+            yield futures[done], done.result()
+
+
 def _pg_parallel(conn: Connection, queries: Mapping[str, tuple[str, int]], workers: int
-                 ) -> dict[str, np.ndarray]:
+                 ) -> Iterator[tuple[str, np.ndarray]]:
     snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
 
     def one(job: tuple[str, int]) -> np.ndarray:
@@ -653,14 +677,12 @@ def _pg_parallel(conn: Connection, queries: Mapping[str, tuple[str, int]], worke
             raw.rollback()
             raw.close()
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        arrays = list(pool.map(one, queries.values()))
-    return dict(zip(queries, arrays, strict=True))
+    yield from _as_finished(queries, one, workers)
 
 
 def _sqlite_parallel(conn: Connection, queries: Mapping[str, tuple[str, int]], workers: int
-                     ) -> dict[str, np.ndarray] | None:
-    """The SQLite side of read_int_columns_many, or None when no common snapshot was had.
+                     ) -> Iterator[tuple[str, np.ndarray]]:
+    """The SQLite side of iter_int_columns; one after another on ``conn`` without a snapshot.
 
     Each reader opens a read transaction first; a watcher's ``PRAGMA data_version`` taken
     before and after shows whether anyone committed meanwhile. If not, every reader holds
@@ -675,14 +697,11 @@ def _sqlite_parallel(conn: Connection, queries: Mapping[str, tuple[str, int]], w
             raw.execute("BEGIN")
             raw.execute("SELECT count(*) FROM sqlite_master").fetchone()
         if watcher.execute("PRAGMA data_version").fetchone()[0] != before:
-            return None
-
-        def one(pair: tuple[Any, tuple[str, int]]) -> np.ndarray:
-            return _sqlite_int_columns(pair[0], *pair[1])
-
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            arrays = list(pool.map(one, zip(readers, queries.values(), strict=True)))
-        return dict(zip(queries, arrays, strict=True))
+            yield from _serial(conn, queries)
+            return
+        jobs = dict(zip(queries, zip(readers, queries.values(), strict=True), strict=True))
+        yield from _as_finished(jobs, lambda job: _sqlite_int_columns(job[0], *job[1]),
+                                workers)
     finally:
         for p in pooled:
             p.rollback()
