@@ -40,6 +40,7 @@ _BOX_MARGIN = 1.01
 # A bbox up to this size (about 2 × 2 km) is always best served through the spatial index,
 # so its page can reuse one generic plan; a bigger one is planned for the box it is.
 _SMALL_BOX_DEG2 = 0.0004
+_INT4_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,22 @@ def feature(collection: str, row: Row) -> dict[str, Any]:
              "parent_code": row["parent_code"]}
     return {"type": "Feature", "id": row["code"], "geometry": _geometry(row["geojson"]),
             "properties": props}
+
+
+def house_box_features(rows: list[Any]) -> list[dict[str, Any]]:
+    """GeoJSON Features from ``sql.house_box_page`` rows (asyncpg Records, unpacked in order).
+
+    The same features as ``feature("houses", row)``; unpacking each record once instead of
+    looking up eleven columns by name is a third cheaper on the busiest route.
+    """
+    return [
+        {"type": "Feature", "id": code if code is not None else f"house-{hid}",
+         "geometry": {"type": "Point", "coordinates": [lon, lat]},
+         "properties": {"house_code": code, "address": address, "community_code": community,
+                        "grid_id": grid_id, "building": building, "unit": unit, "room": room,
+                        "area_m2": area_m2, "use": use}}
+        for (_n, hid, code, address, community, building, unit, room, area_m2, use, lon, lat,
+             grid_id) in rows]
 
 
 # --------------------------------------------------------------------------- the store
@@ -477,6 +494,13 @@ class Store:
             params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
             small = (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]) <= _SMALL_BOX_DEG2
         scoped = self._scope_collection(collection, caller, params)
+        if (small and collection == "houses" and self.dialect == sql.PG
+                and offset + limit <= _INT4_MAX):
+            async with self.db.unit(generic=True) as u:
+                rows = await u.fetch(sql.house_box_page(scoped), params)
+            n = int(rows[0]["n"])
+            page = house_box_features(rows) if rows[0]["id"] is not None else []
+            return page, (n if n <= count_cap else None)
         page_sql = sql.items(self.dialect, collection, bbox=bbox is not None, scoped=scoped)
         count_sql = sql.items(self.dialect, collection, bbox=bbox is not None, scoped=scoped,
                               count=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Path, Query, Request
+from starlette.types import Receive, Scope, Send
 
 from api.auth import Ctx, CtxDep
 from api.deps import MAX_ID, BboxQuery, GeoJSONBytes, JSONBytes, clean_text, parse_bbox
@@ -21,6 +24,7 @@ from api.models import (
 )
 from api.routes.common import AUTHED
 from gridmgr.errors import BadInput
+from gridmgr.tokens import looks_like_token
 
 router = APIRouter(tags=["OGC API Features"], responses=AUTHED,
                    default_response_class=JSONBytes)
@@ -38,6 +42,12 @@ COLLECTIONS: dict[str, tuple[str, str]] = {
 }
 CollectionId = Literal["grids", "houses", "areas"]
 GEOJSON = "application/geo+json"
+HOUSE_ITEMS = "/collections/houses/items"
+_ITEMS_QUERY = frozenset({"bbox", "limit", "offset"})
+# The plain forms of limit (1..1000, checked below) and offset that their validation accepts.
+_LIMIT = re.compile(r"[1-9][0-9]{0,3}")
+_OFFSET = re.compile(r"0|[1-9][0-9]{0,18}")
+_BBOX_MAX_LENGTH = 200  # BboxQuery's max_length
 
 
 def _base(request: Request) -> str:
@@ -113,12 +123,59 @@ Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="features to skip")]
 FeatureId = Annotated[str, Path(max_length=200, description="the feature's id")]
 
 
-@router.get("/collections/houses/items", response_model=HouseCollection,
+@router.get(HOUSE_ITEMS, response_model=HouseCollection,
             response_class=GeoJSONBytes, summary="Houses in a bbox")
 async def house_items(request: Request, ctx: CtxDep, bbox: BboxQuery = None,
                       limit: Limit = 10, offset: Offset = 0) -> GeoJSONBytes:
     """Houses as GeoJSON, in house order, filtered by bbox."""
     return await _items(request, "houses", ctx, bbox, limit, offset)
+
+
+async def fast_house_items(app: Any, scope: Scope, receive: Receive, send: Send) -> bool:
+    """Answer a plain ``GET /collections/houses/items`` without FastAPI's routing; True if so.
+
+    FastAPI's routing, parameter validation and dependency solving cost about as much CPU
+    as the page itself.  This serves only the request that needs none of it: a token the
+    worker has already checked (``TokenCache``), no query parameters but bbox, limit and
+    offset, each at most once, in the plain forms their validation accepts.  It then
+    builds the page with the route's own ``_items``.  Anything else returns False before
+    a byte is sent, and the request takes the ordinary route (which answers the errors,
+    checks unknown tokens against the store and fills the cache), as does any exception
+    raised while building the page, so both ways give the same answer.
+    """
+    if scope["method"] != "GET" or scope.get("root_path"):
+        return False
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
+        if key not in _ITEMS_QUERY or key in params:
+            return False
+        params[key] = value
+    bbox = params.get("bbox")
+    limit = params.get("limit", "10")
+    offset = params.get("offset", "0")
+    if (not _LIMIT.fullmatch(limit) or int(limit) > 1000 or not _OFFSET.fullmatch(offset)
+            or int(offset) > MAX_ID or (bbox is not None and len(bbox) > _BBOX_MAX_LENGTH)):
+        return False
+    authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+    if authorization is None:
+        return False
+    scheme, _, token = authorization.decode("latin-1").partition(" ")
+    token = token.strip()
+    state = app.state
+    if scheme.lower() != "bearer" or not looks_like_token(token):
+        return False
+    caller = state.tokens.get(token)
+    if caller is None:
+        return False
+    request = Request(scope, receive)
+    try:
+        ctx = Ctx(caller, state.store, state.settings,
+                  request.client.host if request.client else None)
+        response = await _items(request, "houses", ctx, bbox, int(limit), int(offset))
+    except Exception:  # the ordinary route answers it (error handlers, status codes)
+        return False
+    await response(scope, receive, send)
+    return True
 
 
 @router.get("/collections/grids/items", response_model=GridCollection,
