@@ -6,13 +6,15 @@ Builds the demo city once (gridmgr.demo.make_city), writes the interchange files
 each store times loading areas + grids + houses (houses get codes, communities, grid links
 and counts in the same transaction) and the other files, and measures the process's peak
 RSS in a fresh subprocess per store so one store's memory does not count for the other.
-Prints one JSON line per store and a final summary line.
+Prints one JSON line per store (with the 1-minute load average before and after it) and a
+final summary line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -76,10 +78,13 @@ def main() -> None:
                                            "work_mem": "'64MB'"})
             url = cluster.create_database("bench")
         try:
+            # Other jobs on a shared machine inflate wall times: record how busy it was.
+            before = os.getloadavg()[0]
             out = subprocess.run([sys.executable, __file__, "--child", url, "--files",
                                   json.dumps(files)], capture_output=True, text=True,
                                  check=True)
             results[store] = json.loads(out.stdout.strip().splitlines()[-1])
+            results[store]["load_average"] = [round(before, 2), round(os.getloadavg()[0], 2)]
         finally:
             if cluster:
                 cluster.stop()

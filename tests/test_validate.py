@@ -94,3 +94,36 @@ def test_reading_short_rows_still_reports_per_row(tmp_path: object) -> None:
     text.write("source_id,lon,lat,address\nh1,104.0,30.6,街1号\nh2,104.0\n")
     checked = check("houses", frame(text.getvalue(), tmp_path, "houses"), StoreKeys())
     assert (2, "lat", "missing value") in problems(checked)
+
+
+def test_without_duplicate_checks_only_keys_in_the_store_are_flagged(tmp_path: object) -> None:
+    """A loader that leaves repeats to the store's UNIQUE constraints skips only those."""
+    df = frame(HOUSES_CSV, tmp_path, "houses")
+    keys = StoreKeys(source_ids=pd.Index(["h5"]))
+    full = problems(check("houses", df, keys))
+    quick = problems(check("houses", df, keys, duplicates=False))
+    repeat = (3, "source_id", "duplicate source_id 'h1' (first on row 1)")
+    assert repeat in full and (5, "source_id", "source_id 'h5' is already loaded") in quick
+    assert quick == full - {repeat}
+    # with nothing in the store the text never needs to leave Arrow memory
+    assert problems(check("houses", df, StoreKeys(), duplicates=False)) == (
+        problems(check("houses", df, StoreKeys())) - {repeat})
+
+
+def test_lookup_maps_repeated_blank_and_unknown_keys() -> None:
+    from gridmgr.validate import lookup
+
+    keys = np.array(["a", "b", "a", "", None, "zz"], dtype=object)
+    assert lookup(keys, {"a": "street", "b": "community"}).tolist() == [
+        "street", "community", "street", "", "", ""]
+    assert lookup(np.array([], dtype=object), {"a": "x"}).tolist() == []
+
+
+def test_a_house_in_an_unloaded_community_is_named(tmp_path: object) -> None:
+    text = HOUSES_CSV.replace("residential,\n", "residential,510104001009\n", 1)
+    keys = StoreKeys(area_levels={"510104001001": "community", "510104001": "street"})
+    found = problems(check("houses", frame(text, tmp_path, "houses"), keys))
+    assert (1, "community_code", "'510104001009' is not a loaded community") in found
+    street = text.replace("510104001009", "510104001")
+    found = problems(check("houses", frame(street, tmp_path, "houses"), keys))
+    assert (1, "community_code", "'510104001' is not a loaded community") in found

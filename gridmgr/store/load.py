@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -16,7 +20,7 @@ import shapely
 from sqlalchemy import Connection, Engine, text
 
 from gridmgr import codes
-from gridmgr.assign import assign_points
+from gridmgr.assign import PolygonIndex, assign_points
 from gridmgr.errors import BadInput, RowProblem, ValidationFailed, ValidationReport
 from gridmgr.geo import area_km2
 from gridmgr.interchange import read_table, read_table_chunks, streamable
@@ -28,6 +32,7 @@ from gridmgr.store.bulk import (
     bulk_insert,
     deferred_indexes,
     geometries,
+    index_new_rows,
     read_frame,
     read_ints,
 )
@@ -167,8 +172,9 @@ def load_file(engine: Engine, kind: str, path: str | Path, *, crs: int | None = 
     if streamable(path, kind):
         rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
         try:
-            return _load(engine, kind, _chunks(path, kind, rows, crs), _estimate_rows(path),
-                         skip_bad=skip_bad, report_path=report_path, reporter=reporter)
+            return _load(engine, kind, lambda: _chunks(path, kind, rows, crs),
+                         _estimate_rows(path), skip_bad=skip_bad, report_path=report_path,
+                         reporter=reporter)
         except _WholeFile:
             pass  # rolled back; the whole-file path below gives the same outcome
     frame = read_table(path, kind, crs)
@@ -196,7 +202,7 @@ def _estimate_rows(path: str | Path) -> int:
 def load_frame(engine: Engine, kind: str, frame: pd.DataFrame, *, skip_bad: bool = False,
                report_path: Path | None = None, reporter: Reporter | None = None) -> LoadResult:
     """Validate a frame against the store and write its rows in one transaction."""
-    return _load(engine, kind, [frame], len(frame), skip_bad=skip_bad,
+    return _load(engine, kind, lambda: iter([frame]), len(frame), skip_bad=skip_bad,
                  report_path=report_path, reporter=reporter)
 
 
@@ -226,9 +232,66 @@ class _Late:
         return [RowProblem(int(rows[i]), self.columns[i], self.reasons[i]) for i in pick]
 
 
+class _Writes:
+    """A file's chunk writes, one at a time and in file order, partly on a second thread.
+
+    On PostGIS the whole write of chunk N (COPY) runs on the second thread while this one
+    reads and validates chunk N+1 (psycopg2 lets go of the GIL while it sends), so the
+    server and this process both work. On SpatiaLite the row inserts stay on this thread
+    (sqlite3 takes the GIL back for every row: two threads would fight over it) and only
+    a follow-up that is one statement (filling the R*Tree) runs on the second one. The
+    second thread holds `lock` while it works; anything else that needs the connection
+    meanwhile (a cached store read) takes the lock too, so the connection is never used by
+    two threads at once.
+    """
+
+    def __init__(self, background: bool) -> None:
+        self.background = background
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridmgr-write")
+        self.pending: Future[None] | None = None
+        self.lock = threading.RLock()
+
+    def submit(self, write: Callable[[], object],
+               follow_up: Callable[[], object] | None = None) -> None:
+        """Start `write`, then `follow_up`, once the previous ones are done (errors raise)."""
+        self.wait()
+        if not self.background:
+            write()
+            if follow_up is not None:
+                self.pending = self.pool.submit(self._locked, follow_up)
+            return
+        self.pending = self.pool.submit(self._locked, write, follow_up)
+
+    def _locked(self, *steps: Callable[[], object] | None) -> None:
+        with self.lock:
+            for step in steps:
+                if step is not None:
+                    step()
+
+    def wait(self) -> None:
+        """Wait for the work in flight; raise its error, if any."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def close(self) -> None:
+        """Let the work in flight end (its error is dropped: another one is on its way)."""
+        if self.pending is not None:
+            futures_wait([self.pending])
+            self.pending = None
+        self.pool.shutdown(wait=True)
+
+
 @dataclass
 class _Run:
-    """One load in progress: the store, what earlier chunks left behind, caches."""
+    """One load in progress: the store, what earlier chunks left behind, caches.
+
+    A careful run looks for keys repeated in the file, within and across chunks, as it
+    goes; an optimistic one does not (hashing millions of keys costs more than all the
+    other checks) and leaves repeats to the store's UNIQUE constraints. If they object, or
+    any problem turns up, the load is run again carefully (`_load`), so the outcome and
+    the report are the same either way.
+    """
 
     conn: Connection
     kind: str
@@ -236,6 +299,8 @@ class _Run:
     reporter: Reporter
     result: LoadResult
     skip_bad: bool
+    careful: bool
+    writes: _Writes
     rows: int = 0  # rows of the file read so far
     first_row: int = 1  # file row of the current chunk's first row
     seen: dict[str, FileKeys] = field(default_factory=dict)
@@ -247,8 +312,13 @@ class _Run:
 
     def cached(self, name: str, make: Callable[[], Any]) -> Any:
         if name not in self.cache:
-            self.cache[name] = make()
+            with self.writes.lock:  # make() may read the store: not during a write
+                self.cache[name] = make()
         return self.cache[name]
+
+    def file_keys(self, name: str) -> FileKeys | None:
+        """The keys of earlier chunks under `name` (careful runs only)."""
+        return self.seen.setdefault(name, FileKeys()) if self.careful else None
 
     def problems(self) -> int:
         return sum(s.total for part in self.sites for s in part if not s.warn) + len(
@@ -262,46 +332,103 @@ class _Run:
             warnings=site_messages(sites, True) + self.late_warnings.messages())
 
 
-def _load(engine: Engine, kind: str, chunks: Iterable[pd.DataFrame], expected_rows: int, *,
-          skip_bad: bool, report_path: Path | None, reporter: Reporter | None) -> LoadResult:
-    """Validate and write chunks of one file in one transaction; all or nothing."""
+class _Careful(Exception):
+    """An optimistic run cannot tell the whole story; roll back and load carefully."""
+
+    def __init__(self, doomed: bool) -> None:
+        super().__init__()
+        self.doomed = doomed  # the file has problems: the careful run need not write
+
+
+def _unique_violation(exc: BaseException) -> bool:
+    """Whether a store error is a UNIQUE constraint refusing a duplicate key."""
+    orig = getattr(exc, "orig", None) or exc
+    return getattr(orig, "pgcode", None) == "23505" or "UNIQUE constraint failed" in str(orig)
+
+
+def _load(engine: Engine, kind: str, open_chunks: Callable[[], Iterator[pd.DataFrame]],
+          expected_rows: int, *, skip_bad: bool, report_path: Path | None,
+          reporter: Reporter | None) -> LoadResult:
+    """Validate and write the chunks of one file in one transaction; all or nothing.
+
+    First optimistically (repeated keys left to the store's UNIQUE constraints), and again
+    carefully when that run fails: a file with problems is then only validated, since
+    nothing will be written. With `skip_bad` the run is careful from the start: repeated
+    keys must be skipped, not refused.
+    """
+    careful, doomed = skip_bad, False
+    while True:  # at most three runs: optimistic, careful and doomed, careful
+        try:
+            return _load_run(engine, kind, open_chunks(), expected_rows, careful=careful,
+                             doomed=doomed, skip_bad=skip_bad, report_path=report_path,
+                             reporter=reporter)
+        except _Careful as again:
+            careful, doomed = True, again.doomed
+        except Exception as exc:
+            if careful or not _unique_violation(exc):
+                raise
+            careful, doomed = True, False
+
+
+def _load_run(engine: Engine, kind: str, chunks: Iterator[pd.DataFrame], expected_rows: int,
+              *, careful: bool, doomed: bool, skip_bad: bool, report_path: Path | None,
+              reporter: Reporter | None) -> LoadResult:
+    """One pass over the file's chunks in one transaction (see `_load`)."""
     rep: Reporter = reporter or Quiet()
     upgrade(engine)
     writer = WRITERS[kind]
-    chunks = iter(chunks)
     first = next(chunks, None)
     with engine.begin() as conn:
         columns = None if first is None else [str(c).strip() for c in first.columns]
         chunks = itertools.chain([] if first is None else [first], chunks)
         first = None  # the loop holds one chunk at a time
+        writes = _Writes(background=conn.dialect.name == "postgresql")
         run = _Run(conn=conn, kind=kind, keys=store_keys(conn, kind, columns), reporter=rep,
                    result=LoadResult(kind=kind, rows=0, loaded=0,
                                      report=ValidationReport(kind=kind)),
-                   skip_bad=skip_bad)
-        with deferred_indexes(conn, BULK_TABLES.get(kind, {}), expected_rows, reporter=rep):
-            for frame in chunks:
-                run.first_row = run.rows + 1
-                checked = check(kind, frame, run.keys, first_row=run.first_row, seen=run.seen)
-                run.rows += len(frame)
-                run.sites.append(checked.sites)
-                good = checked.frame[checked.good].reset_index(drop=True)
-                del checked
-                extra = writer(run, good, True)
-                if run.problems() and not skip_bad:
-                    continue  # nothing will be written: only look for further problems
-                if extra is not None:
-                    good = good[extra].reset_index(drop=True)
-                writer(run, good, False)
-                run.result.loaded += len(good)
-            report = run.report()
-            result = run.result
-            result.rows, result.report, result.rejected_rows = run.rows, report, report.bad_rows
-            if report.problems and not skip_bad:
-                if report_path is not None:
-                    result.report_path = write_report(report, report_path)
-                hint = (f"nothing was written; full report in {result.report_path}; "
-                        "fix the rows or rerun with --skip-bad to load the good ones")
-                raise ValidationFailed(report, hint)
+                   skip_bad=skip_bad, careful=careful, writes=writes)
+        spatial = [t for t, column in BULK_TABLES.get(kind, {}).items() if column]
+
+        def index_rows() -> None:
+            for table in spatial:
+                index_new_rows(conn, table)
+
+        try:
+            with deferred_indexes(conn, BULK_TABLES.get(kind, {}), expected_rows,
+                                  reporter=rep):
+                for frame in chunks:
+                    run.first_row = run.rows + 1
+                    checked = check(kind, frame, run.keys, first_row=run.first_row,
+                                    seen=run.seen, duplicates=careful)
+                    run.rows += len(frame)
+                    run.sites.append(checked.sites)
+                    good = checked.frame[checked.good].reset_index(drop=True)
+                    del checked
+                    extra = writer(run, good, True)
+                    if not careful and run.problems():
+                        raise _Careful(doomed=True)  # the report must name duplicates too
+                    if doomed or run.problems() and not skip_bad:
+                        continue  # nothing will be written: only look for further problems
+                    if extra is not None:
+                        good = good[extra].reset_index(drop=True)
+                    writes.submit(functools.partial(writer, run, good, False), index_rows)
+                    run.result.loaded += len(good)
+                writes.wait()
+                report = run.report()
+                result = run.result
+                result.rows, result.report = run.rows, report
+                result.rejected_rows = report.bad_rows
+                if doomed and not report.problems:
+                    # The store changed since the run that found problems: load for real.
+                    raise _Careful(doomed=False)
+                if report.problems and not skip_bad:
+                    if report_path is not None:
+                        result.report_path = write_report(report, report_path)
+                    hint = (f"nothing was written; full report in {result.report_path}; "
+                            "fix the rows or rerun with --skip-bad to load the good ones")
+                    raise ValidationFailed(report, hint)
+        finally:
+            writes.close()
         deltas = [d for d in run.deltas if not d.empty]
         if deltas:
             counts.apply_deltas(conn, pd.concat(deltas).groupby(level=0).sum())
@@ -349,27 +476,28 @@ def _write_grids(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None:
     return None
 
 
-def _communities(conn: Connection) -> tuple[np.ndarray, np.ndarray]:
+def _communities(conn: Connection) -> tuple[np.ndarray, PolygonIndex]:
     df = read_frame(conn, "SELECT code, ST_AsBinary(geom) AS wkb FROM admin_area "
                           "WHERE level = 'community' ORDER BY code")
     geoms = geometries(df["wkb"])
-    return df["code"].astype(str).to_numpy(dtype=object), geoms
+    return df["code"].astype(str).to_numpy(dtype=object), PolygonIndex(geoms)
 
 
 def community_of_points(conn: Connection, lon: np.ndarray, lat: np.ndarray,
-                        communities: tuple[np.ndarray, np.ndarray] | None = None
+                        communities: tuple[np.ndarray, PolygonIndex] | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:  # (codes, outside flags)
     """Community code covering each point, and a flag for points outside every community.
 
     A point outside every community (coarse boundary files) gets the nearest community, so
-    it can still be coded; the flag keeps it visible. `communities` (codes, polygons) saves
-    reading them again for every chunk of a file.
+    it can still be coded; the flag keeps it visible. `communities` (codes, indexed
+    polygons) saves reading and indexing them again for every chunk of a file.
     """
-    names, geoms = communities if communities is not None else _communities(conn)
+    names, index = communities if communities is not None else _communities(conn)
+    geoms = index.geoms
     n = len(lon)
     if len(names) == 0:
         return np.full(n, None, dtype=object), np.ones(n, dtype=bool)
-    idx = assign_points(lon, lat, geoms)
+    idx = index.assign(lon, lat)
     outside = idx < 0
     if outside.any():
         tree = shapely.STRtree(geoms)
@@ -424,21 +552,21 @@ def _raise_tops(top: pd.Series, community: np.ndarray, rooms: np.ndarray) -> pd.
     return pd.concat([top, issued]).groupby(level=0).max().astype(np.int64)
 
 
-def _plan_grids(run: _Run) -> list[tuple[int, np.ndarray, np.ndarray, bool]]:
-    """(plan, grid pks, polygons, adopted?) of every live plan, read once per file."""
-    def make() -> list[tuple[int, np.ndarray, np.ndarray, bool]]:
+def _plan_grids(run: _Run) -> list[tuple[int, np.ndarray, PolygonIndex, bool]]:
+    """(plan, grid pks, indexed polygons, adopted?) of every live plan, read once per file."""
+    def make() -> list[tuple[int, np.ndarray, PolygonIndex, bool]]:
         adopted = adopted_plan_id(run.conn)
         out = []
         for plan in counts.live_plans(run.conn):
             idx_to_pk, geoms, _ = plan_grids(run.conn, plan)
-            out.append((plan, idx_to_pk, geoms, plan == adopted))
+            out.append((plan, idx_to_pk, PolygonIndex(geoms), plan == adopted))
         return out
-    return cast(list[tuple[int, np.ndarray, np.ndarray, bool]], run.cached("plans", make))
+    return cast(list[tuple[int, np.ndarray, PolygonIndex, bool]], run.cached("plans", make))
 
 
 def _grid_pks(lon: np.ndarray, lat: np.ndarray, idx_to_pk: np.ndarray,
-              geoms: np.ndarray) -> np.ndarray:
-    gi = assign_points(lon, lat, geoms)
+              index: PolygonIndex) -> np.ndarray:
+    gi = index.assign(lon, lat)
     return np.where(gi >= 0, idx_to_pk[np.maximum(gi, 0)], -1)
 
 
@@ -459,21 +587,24 @@ def _write_houses(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None
         code = _issue_codes(run, good, community)
         rows = good["_row"].to_numpy(dtype=np.int64)
         present = pd.notna(code)
-        # A code shared by two rows rejects both, also when they sit in different chunks.
-        first, _, _ = first_rows(np.where(present, code, "").astype(object), present, rows,
-                                 run.seen.setdefault("_issued_house_code", FileKeys()))
-        here = pd.Series(code).duplicated(keep=False).to_numpy() & present
-        earlier = present & (first < run.first_row)
-        dup = here | earlier
-        if earlier.any():
-            if run.skip_bad:
-                raise _WholeFile  # the earlier row may be written already
-            shared = np.flatnonzero(earlier)
-            _, pick = np.unique(first[shared], return_index=True)
-            pick = pick[:MAX_MESSAGES_PER_CHECK]
-            run.late_problems.add(first[shared][pick], "room", [
-                _code_clash(c, "shared with another row") for c in code[shared][pick]])
-        used = pd.Series(code).isin(run.keys.house_ids_by_code.index).to_numpy()
+        dup = np.zeros(len(code), dtype=bool)
+        if run.careful:  # (an optimistic run leaves shared codes to the UNIQUE constraint)
+            # A code shared by two rows rejects both, also when they sit in different chunks.
+            first, number, _ = first_rows(np.where(present, code, "").astype(object), present,
+                                          rows, run.file_keys("_issued_house_code"))
+            here = present & (np.bincount(number)[number] > 1) if len(number) else dup
+            earlier = present & (first < run.first_row)
+            dup = here | earlier
+            if earlier.any():
+                if run.skip_bad:
+                    raise _WholeFile  # the earlier row may be written already
+                shared = np.flatnonzero(earlier)
+                _, pick = np.unique(first[shared], return_index=True)
+                pick = pick[:MAX_MESSAGES_PER_CHECK]
+                run.late_problems.add(first[shared][pick], "room", [
+                    _code_clash(c, "shared with another row") for c in code[shared][pick]])
+        taken = run.keys.house_ids_by_code.index
+        used = pd.Index(code, dtype=object).isin(taken) if len(taken) else np.zeros_like(dup)
         flagged = np.flatnonzero(dup | used)[:MAX_MESSAGES_PER_CHECK]
         run.late_problems.add(rows[flagged], "room", [
             _code_clash(code[i], "already used in the store" if used[i]
@@ -483,9 +614,10 @@ def _write_houses(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None
             "outside every community: loaded and flagged"
             + (f", coded under the nearest community {community[i]}" if community[i] else "")
             for i in far])
-        good["_community"] = community
+        # Object columns as they are: pandas would otherwise convert them to Arrow text.
+        good["_community"] = pd.Series(community, dtype=object)
         good["_outside"] = outside
-        good["_code"] = code
+        good["_code"] = pd.Series(code, dtype=object)
         return ~(dup | used)
     frame = pd.DataFrame({
         "id": allocate_ids(conn, "house", len(good)),
@@ -500,8 +632,8 @@ def _write_houses(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None
     bulk_insert(conn, "house", frame, geometry=Points(lon, lat), reporter=run.reporter,
                 label="writing houses")
     run.result.outside_areas += frame.loc[frame["outside_areas"], "source_id"].tolist()
-    for plan, idx_to_pk, geoms, adopted in _plan_grids(run):
-        pk = _grid_pks(lon, lat, idx_to_pk, geoms)
+    for plan, idx_to_pk, index, adopted in _plan_grids(run):
+        pk = _grid_pks(lon, lat, idx_to_pk, index)
         ok = pk >= 0
         link = pd.DataFrame({"plan_id": plan, "house_id": frame["id"].to_numpy()[ok],
                              "grid_pk": pk[ok]})
@@ -527,8 +659,8 @@ def _write_businesses(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | 
     })
     bulk_insert(conn, "business", frame, geometry=Points(lon, lat), reporter=run.reporter,
                 label="writing businesses")
-    for plan, idx_to_pk, geoms, _ in _plan_grids(run):
-        pk = _grid_pks(lon, lat, idx_to_pk, geoms)
+    for plan, idx_to_pk, index, _ in _plan_grids(run):
+        pk = _grid_pks(lon, lat, idx_to_pk, index)
         ok = pk >= 0
         bulk_insert(conn, "business_grid", pd.DataFrame({
             "plan_id": plan, "business_id": frame["id"].to_numpy()[ok], "grid_pk": pk[ok]}))

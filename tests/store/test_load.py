@@ -370,3 +370,149 @@ def test_header_only_file_is_still_checked(spatialite_url: str, tmp_path: Path) 
     path.write_text("source_id,lon,lat,address\n")
     assert load_file(make_engine(spatialite_url), "houses", path, chunk_rows=4,
                      report_path=tmp_path / "r.csv").rows == 0
+
+
+# --- optimistic loads: repeated keys are left to the store's UNIQUE constraints, and the
+# load runs again carefully (naming the rows) when the store refuses them
+
+
+def _constraints(url: str) -> set[tuple[str, ...]]:
+    """Every constraint and index of the gridmgr tables (name, table, definition)."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.execute(text("SELECT type, name, tbl_name, sql FROM sqlite_master "
+                                     "WHERE type IN ('index', 'trigger')")).fetchall()
+        else:
+            rows = conn.execute(text(
+                "SELECT 'c', conname, conrelid::regclass::text, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE connamespace = 'public'::regnamespace UNION ALL "
+                "SELECT 'i', indexname, tablename, indexdef FROM pg_indexes "
+                "WHERE schemaname = 'public'")).fetchall()
+    engine.dispose()
+    return {tuple(str(v) for v in r) for r in rows}
+
+
+@pytest.mark.parametrize("deferred", [False, True], ids=["keys-kept", "keys-deferred"])
+def test_a_key_repeated_across_chunks_is_refused_and_named(
+        store_url: str, city: dict[str, Path], tmp_path: Path, deferred: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused by the COPY itself (keys kept) or by re-adding the constraint (deferred)."""
+    if deferred:
+        monkeypatch.setattr(bulk, "BIG_BATCH_MIN", 1)
+    houses = pd.read_csv(city["houses"], dtype=str, keep_default_na=False)
+    houses.loc[10, "source_id"] = "H002"  # row 11 repeats row 2, two chunks apart
+    houses.loc[[0, 6], ["building", "unit", "room"]] = "7"  # rows 1 and 7: one house code
+    engine = make_engine(store_url)
+    path = _areas_grids_and(engine, city, tmp_path, houses, "dup.csv")
+    before = snapshot(store_url)
+    with pytest.raises(ValidationFailed) as err:
+        load_file(engine, "houses", path, chunk_rows=4, report_path=tmp_path / "dup.csv.r")
+    assert "row 11, column source_id: duplicate source_id 'H002' (first on row 2)" in str(
+        err.value)
+    shared = pd.read_csv(tmp_path / "dup.csv.r")
+    assert set(shared.loc[shared["reason"].str.contains("shared with another row"),
+                          "row"]) == {1, 7}
+    assert snapshot(store_url) == before
+
+
+def test_a_big_batch_leaves_every_key_index_and_trigger_as_it_was(
+        store_url: str, city: dict[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Primary keys, the foreign keys that point at them and R*Tree triggers come back."""
+    upgrade(make_engine(store_url))
+    schema = _constraints(store_url)
+    monkeypatch.setattr(bulk, "BIG_BATCH_MIN", 1)
+    engine = make_engine(store_url)
+    for kind in ORDER:
+        load_file(engine, kind, city[kind], report_path=tmp_path / f"{kind}.r",
+                  chunk_rows=5)
+    assert _constraints(store_url) == schema
+    with engine.connect() as conn:
+        # every house is in the spatial index: a box query finds the same houses as lon/lat
+        if engine.dialect.name == "sqlite":
+            indexed = conn.execute(text(
+                "SELECT count(*) FROM house WHERE ROWID IN (SELECT pkid FROM idx_house_geom "
+                "WHERE xmin <= 104.2 AND xmax >= 104.0 AND ymin <= 30.7 AND ymax >= 30.6)"))
+        else:
+            indexed = conn.execute(text(
+                "SELECT count(*) FROM house "
+                "WHERE geom && ST_MakeEnvelope(104.0, 30.6, 104.2, 30.7, 4326)"))
+        inside = conn.execute(text("SELECT count(*) FROM house WHERE lon BETWEEN 104.0 AND "
+                                   "104.2 AND lat BETWEEN 30.6 AND 30.7")).scalar_one()
+        assert indexed.scalar_one() == inside >= 10
+        # a duplicate row is refused: the keys are enforced again
+        with pytest.raises(IntegrityError):
+            conn.execute(text("INSERT INTO residence (id, person_id, house_id, arrived_on) "
+                              "VALUES (999, 1, 987654, '2024-01-01')"))
+
+
+def test_a_big_batch_keeps_a_primary_key_that_rows_elsewhere_point_at(
+        postgis_url: str, city: dict[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Houses added once people live in houses: house.id stays a key during the COPY."""
+    engine = make_engine(postgis_url)
+    for kind in ORDER:
+        load_file(engine, kind, city[kind], report_path=tmp_path / f"{kind}.r")
+    monkeypatch.setattr(bulk, "BIG_BATCH_MIN", 1)
+    with engine.begin() as conn:
+        ddl = bulk._pg_defer_indexes(conn, "house")
+        keys = conn.execute(text(
+            "SELECT conname FROM pg_constraint WHERE contype IN ('p', 'f') AND "
+            "(conrelid = 'house'::regclass OR confrelid = 'house'::regclass)")).scalars().all()
+        assert "house_pkey" in keys and "residence_house_id_fkey" in keys
+        assert not any("PRIMARY KEY" in d for d in ddl)
+        conn.rollback()
+    with engine.begin() as conn:
+        ddl = bulk._pg_defer_indexes(conn, "house_grid")  # nothing points at its rows
+        assert ddl[0].startswith('ALTER TABLE house_grid ADD CONSTRAINT "house_grid_pkey" '
+                                 "PRIMARY KEY")
+        assert conn.execute(text("SELECT count(*) FROM pg_constraint WHERE conrelid = "
+                                 "'house_grid'::regclass")).scalar_one() == 0
+        conn.rollback()
+
+
+def test_one_polygon_index_serves_every_chunk_of_a_file() -> None:
+    """The loader indexes a file's grids once; each chunk gets what assign_points gives."""
+    import numpy as np
+    import shapely
+
+    from gridmgr.assign import PolygonIndex, assign_points
+
+    rng = np.random.default_rng(4)
+    seeds = shapely.multipoints(rng.uniform(0, 1, (40, 2)))
+    cells = shapely.get_parts(shapely.voronoi_polygons(seeds, extend_to=shapely.box(0, 0, 1, 1)))
+    cells = shapely.intersection(cells, shapely.box(0, 0, 1, 1))
+    index = PolygonIndex(cells)
+    for n in (70_000, 60_000, 300):  # raster path twice on one index, then the small path
+        x, y = rng.uniform(-0.05, 1.05, n), rng.uniform(-0.05, 1.05, n)
+        got = index.assign(x, y)
+        assert np.array_equal(got, assign_points(x, y, cells, method="strtree"))
+        assert (got == -1).any() and (got >= 0).mean() > 0.8
+
+
+def test_a_file_found_bad_then_clean_is_still_loaded(spatialite_url: str, city: dict[str, Path],
+                                                     tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the store changes between the run that found problems and the careful one."""
+    from gridmgr.store import load
+
+    engine = make_engine(spatialite_url)
+    for kind in ("areas", "grids"):
+        load_file(engine, kind, city[kind], report_path=tmp_path / "r.csv")
+    runs: list[tuple[bool, bool]] = []
+    real = load._load_run
+
+    def flaky(*args: object, careful: bool, doomed: bool, **kw: object) -> LoadResult:
+        runs.append((careful, doomed))
+        if len(runs) == 1:
+            raise load._Careful(doomed=True)  # as if a problem had been found
+        return real(*args, careful=careful, doomed=doomed, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(load, "_load_run", flaky)
+    result = load_file(engine, "houses", city["houses"], chunk_rows=5,
+                       report_path=tmp_path / "h.csv")
+    assert runs == [(False, False), (True, True), (True, False)]
+    assert result.loaded == 12
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM house")).scalar_one() == 12
