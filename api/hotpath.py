@@ -232,15 +232,10 @@ def grid_out(row: Row, workload: dict[str, Any]) -> dict[str, Any]:
 def feature(collection: str, row: Row) -> dict[str, Any]:
     """A GeoJSON Feature of an OGC collection from an items row."""
     if collection == "houses":
-        # building/unit/room are INTEGER and area_m2 REAL in both stores: no conversion.
-        code = row["house_code"]
-        props = {"house_code": code, "address": row["address"],
-                 "community_code": row["community_code"], "grid_id": row["grid_id"],
-                 "building": row["building"], "unit": row["unit"], "room": row["room"],
-                 "area_m2": row["area_m2"], "use": row["use"]}
-        return {"type": "Feature", "id": code if code is not None else f"house-{row['id']}",
-                "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
-                "properties": props}
+        return _house_feature(row["id"], row["house_code"], row["address"],
+                              row["community_code"], row["building"], row["unit"], row["room"],
+                              row["area_m2"], row["use"], row["lon"], row["lat"],
+                              row["grid_id"])
     if collection == "grids":
         props = {"grid_id": row["grid_id"], "community_code": row["community_code"],
                  "tier": row["tier"], "police_area": row["police_area"],
@@ -254,20 +249,26 @@ def feature(collection: str, row: Row) -> dict[str, Any]:
             "properties": props}
 
 
+def _house_feature(hid: int, code: str | None, address: str | None, community: str | None,
+                   building: int | None, unit: int | None, room: int | None,
+                   area_m2: float | None, use: str | None, lon: float, lat: float,
+                   grid_id: str | None) -> dict[str, Any]:
+    # building/unit/room are INTEGER and area_m2 REAL in both stores: no conversion.
+    return {"type": "Feature", "id": code if code is not None else f"house-{hid}",
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {"house_code": code, "address": address, "community_code": community,
+                           "grid_id": grid_id, "building": building, "unit": unit, "room": room,
+                           "area_m2": area_m2, "use": use}}
+
+
 def house_box_features(rows: list[Any]) -> list[dict[str, Any]]:
     """GeoJSON Features from ``sql.house_box_page`` rows (asyncpg Records, unpacked in order).
 
-    The same features as ``feature("houses", row)``; unpacking each record once instead of
-    looking up eleven columns by name is a third cheaper on the busiest route.
+    The same features as ``feature("houses", row)``, built by the same function; unpacking
+    each record once instead of looking up eleven columns by name is cheaper on the busiest
+    route.
     """
-    return [
-        {"type": "Feature", "id": code if code is not None else f"house-{hid}",
-         "geometry": {"type": "Point", "coordinates": [lon, lat]},
-         "properties": {"house_code": code, "address": address, "community_code": community,
-                        "grid_id": grid_id, "building": building, "unit": unit, "room": room,
-                        "area_m2": area_m2, "use": use}}
-        for (_n, hid, code, address, community, building, unit, room, area_m2, use, lon, lat,
-             grid_id) in rows]
+    return [_house_feature(*row[1:]) for row in rows]
 
 
 # --------------------------------------------------------------------------- the store
