@@ -27,6 +27,19 @@ SRID = 4326
 # SQLite only aliases INTEGER PRIMARY KEY to the rowid; BIGINT keys there would not autoincrement.
 PK = BigInteger().with_variant(Integer, "sqlite")
 
+
+def code_text(length: int) -> String:
+    """A code or identifier column (area codes, house codes, source ids, ID numbers).
+
+    On PostgreSQL these compare byte by byte (collation "C", as SQLite's BINARY does):
+    equality is the same as under any deterministic collation, but a btree over them sorts
+    with abbreviated keys instead of a strcoll call per comparison, which made building the
+    house_code, source_id and community_code indexes of a 6.7 M-house load several times
+    slower. Every column compared with another holds this collation too, so no comparison
+    mixes two.
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
 # Maintained per-grid counts: the domain names them, the grid_count table holds them.
 GRID_COUNT_COLUMNS = COUNT_COLUMNS
 
@@ -40,10 +53,10 @@ class AdminArea(Base):
 
     __tablename__ = "admin_area"
     id: Mapped[int] = mapped_column(PK, primary_key=True)
-    code: Mapped[str] = mapped_column(String(20), unique=True)
+    code: Mapped[str] = mapped_column(code_text(20), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     level: Mapped[str] = mapped_column(String(16), index=True)
-    parent_code: Mapped[str | None] = mapped_column(String(20), index=True)
+    parent_code: Mapped[str | None] = mapped_column(code_text(20), index=True)
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
 
 
@@ -78,7 +91,7 @@ class Grid(Base):
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("boundary_plan.id"), index=True)
     grid_id: Mapped[str] = mapped_column(String(40))
-    community_code: Mapped[str] = mapped_column(String(20), index=True)
+    community_code: Mapped[str] = mapped_column(code_text(20), index=True)
     tier: Mapped[str | None] = mapped_column(String(16))
     police_area: Mapped[str | None] = mapped_column(String(40))
     co_managers_assigned: Mapped[int] = mapped_column(Integer, default=0)
@@ -93,8 +106,8 @@ class House(Base):
     __tablename__ = "house"
     __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
     id: Mapped[int] = mapped_column(PK, primary_key=True)
-    source_id: Mapped[str] = mapped_column(String(64), unique=True)
-    house_code: Mapped[str | None] = mapped_column(String(23), unique=True)
+    source_id: Mapped[str] = mapped_column(code_text(64), unique=True)
+    house_code: Mapped[str | None] = mapped_column(code_text(23), unique=True)
     lon: Mapped[float] = mapped_column(Float)
     lat: Mapped[float] = mapped_column(Float)
     address: Mapped[str | None] = mapped_column(String(300))
@@ -103,7 +116,7 @@ class House(Base):
     room: Mapped[int | None] = mapped_column(Integer)
     area_m2: Mapped[float | None] = mapped_column(Float)
     use: Mapped[str | None] = mapped_column(String(32))
-    community_code: Mapped[str | None] = mapped_column(String(20), index=True)
+    community_code: Mapped[str | None] = mapped_column(code_text(20), index=True)
     outside_areas: Mapped[bool] = mapped_column(Boolean, default=False)
     geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=False)
 
@@ -139,13 +152,13 @@ class Person(Base):
     __tablename__ = "person"
     __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(PK, primary_key=True)
-    source_id: Mapped[str] = mapped_column(String(64), unique=True)
-    id_number: Mapped[str] = mapped_column(String(18), unique=True)
+    source_id: Mapped[str] = mapped_column(code_text(64), unique=True)
+    id_number: Mapped[str] = mapped_column(code_text(18), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     phone: Mapped[str | None] = mapped_column(String(20))
     birth_date: Mapped[dt.date] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(1))
-    hukou_code: Mapped[str] = mapped_column(String(12))
+    hukou_code: Mapped[str] = mapped_column(code_text(12))
     floating: Mapped[bool] = mapped_column(Boolean, index=True)
     person_class: Mapped[str] = mapped_column(String(16), default="trusted")
     registered_on: Mapped[dt.date | None] = mapped_column(Date)
@@ -178,12 +191,12 @@ class Business(Base):
 
     __tablename__ = "business"
     id: Mapped[int] = mapped_column(PK, primary_key=True)
-    source_id: Mapped[str] = mapped_column(String(64), unique=True)
+    source_id: Mapped[str] = mapped_column(code_text(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     lon: Mapped[float] = mapped_column(Float)
     lat: Mapped[float] = mapped_column(Float)
     workers: Mapped[int] = mapped_column(Integer)
-    community_code: Mapped[str | None] = mapped_column(String(20), index=True)
+    community_code: Mapped[str | None] = mapped_column(code_text(20), index=True)
     geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=False)
 
 
@@ -204,7 +217,7 @@ class RentalRecord(Base):
     __tablename__ = "rental_record"
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     house_id: Mapped[int] = mapped_column(ForeignKey("house.id"), unique=True)
-    landlord_id_number: Mapped[str] = mapped_column(String(18))
+    landlord_id_number: Mapped[str] = mapped_column(code_text(18))
     tenants: Mapped[int] = mapped_column(Integer)
     rental_class: Mapped[str] = mapped_column(String(16))
     registered_on: Mapped[dt.date | None] = mapped_column(Date)
@@ -256,7 +269,7 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(16))
-    area_code: Mapped[str | None] = mapped_column(String(20))
+    area_code: Mapped[str | None] = mapped_column(code_text(20))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 

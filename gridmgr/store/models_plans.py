@@ -14,7 +14,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gridmgr.store.models import PK, SRID, Base
+from gridmgr.store.models import PK, SRID, Base, code_text
 
 OP_KINDS = ("reshape", "split", "merge", "move", "lock", "unlock", "rebalance")
 """Operations recorded in ``plan_op.op``."""
@@ -47,7 +47,7 @@ class PlanOpGrid(Base):
     op_id: Mapped[int] = mapped_column(ForeignKey("plan_op.id"), index=True)
     side: Mapped[str] = mapped_column(String(6))
     grid_id: Mapped[str] = mapped_column(String(40))
-    community_code: Mapped[str] = mapped_column(String(20))
+    community_code: Mapped[str] = mapped_column(code_text(20))
     tier: Mapped[str | None] = mapped_column(String(16))
     police_area: Mapped[str | None] = mapped_column(String(40))
     co_managers_assigned: Mapped[int] = mapped_column(Integer, default=0)
