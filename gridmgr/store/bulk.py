@@ -19,7 +19,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from gridmgr.progress import Quiet, Reporter
-from gridmgr.store import pgbinary
+from gridmgr.store import pgbinary, rtree
 
 CHUNK = 200_000
 
@@ -155,6 +155,8 @@ def bulk_insert(
             else:
                 _insert_sqlite(conn, table, part, cols, geoms, geom_column)
             bar.advance(len(part))
+    if unchecked is not None:
+        _collect_boxes(unchecked, frame, geometry)
     _rebuild_indexes(conn, table, deferred, spatial, reporter)
     return n
 
@@ -316,6 +318,10 @@ class _Spatial:
     index: bool  # the R*Tree is enabled; rows above `indexed_to` are not in it yet
     triggers: list[str]  # DDL of the per-row insert triggers dropped
     indexed_to: int = 0
+    rows_before: int = 0  # rows in the table when the batch began
+    # (rowids, float32 boxes) of the rows bulk_insert wrote since: the R*Tree is packed from
+    # them at the end (`rtree.bulk_load`); None once a write could not say its rowids
+    boxes: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
 # SpatiaLite's 2D geometry type code for each shapely type id (a LinearRing is a line).
@@ -366,20 +372,69 @@ def _sqlite_defer_geometry(conn: Connection, table: str, geom_column: str) -> _S
     for name, _ in triggers:
         conn.execute(text(f'DROP TRIGGER "{name}"'))
     top = conn.execute(text(f"SELECT coalesce(max(ROWID), 0) FROM {table}")).scalar_one()
+    rows = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
     return _Spatial(geom_column, int(row[1]), int(row[2]), enabled,
-                    [str(sql) for _, sql in triggers], int(top))
+                    [str(sql) for _, sql in triggers], int(top), int(rows),
+                    [] if enabled else None)
+
+
+def _collect_boxes(spatial: _Spatial, frame: pd.DataFrame,
+                   geometry: np.ndarray | Points | None) -> None:
+    """Keep the rowids and R*Tree boxes of rows just written, for the packed R*Tree."""
+    if spatial.boxes is None:
+        return
+    if geometry is None or "id" not in frame.columns:  # rowids unknown: index row by row
+        spatial.boxes = None
+        return
+    ids = frame["id"].to_numpy(dtype=np.int64)
+    if isinstance(geometry, Points):
+        xmin = xmax = np.asarray(geometry.x, dtype=float)
+        ymin = ymax = np.asarray(geometry.y, dtype=float)
+    else:
+        xmin, ymin, xmax, ymax = shapely.bounds(np.asarray(geometry, dtype=object)).T
+    known = np.isfinite(xmin) & np.isfinite(ymin)  # an empty geometry has no box
+    spatial.boxes.append((ids[known], rtree.boxes_of(xmin[known], xmax[known], ymin[known],
+                                                     ymax[known])))
 
 
 def index_new_rows(conn: Connection, table: str) -> None:
     """Put the rows a big batch has added so far into the table's SpatiaLite R*Tree.
 
     Does nothing unless `deferred_indexes` holds the table's R*Tree back (SpatiaLite
-    only). One statement, which SQLite runs without Python's GIL: the loader runs it on a
-    second thread while it validates the next chunk.
+    only), nor while every row added so far came with its rowid through bulk_insert: the
+    R*Tree is then packed once when the batch ends (`_sqlite_pack_index`). Otherwise one
+    statement, which SQLite runs without Python's GIL: the loader runs it on a second
+    thread while it validates the next chunk.
     """
     spatial = conn.info.get(_DEFERRED, {}).get(table)
-    if spatial is not None:
+    if spatial is not None and spatial.boxes is None:  # else packed once at the end
         _sqlite_index_rows(conn, table, spatial)
+
+
+def _sqlite_pack_index(conn: Connection, table: str, spatial: _Spatial) -> bool:
+    """Rebuild the R*Tree packed from its boxes and the batch's; False if it cannot.
+
+    Only when every row the batch added came through bulk_insert with its rowid (the
+    table grew by exactly the rows collected): otherwise the caller indexes row by row.
+    """
+    if spatial.boxes is None or not spatial.index:
+        return False
+    added = sum(len(ids) for ids, _ in spatial.boxes)
+    rows = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+    if rows - spatial.rows_before != added:
+        return False
+    raw: Any = conn.connection.dbapi_connection
+    name = f"idx_{table}_{spatial.column}"
+    parts = [rtree.read_boxes(raw, name)] if spatial.rows_before else []
+    parts += spatial.boxes
+    spatial.boxes = None
+    ids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+    box = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, 4), np.float32)
+    del parts
+    rtree.bulk_load(raw, name, ids, box)
+    spatial.indexed_to = int(conn.execute(text(
+        f"SELECT coalesce(max(ROWID), 0) FROM {table}")).scalar_one())
+    return True
 
 
 def _sqlite_index_rows(conn: Connection, table: str, spatial: _Spatial) -> None:
@@ -403,7 +458,8 @@ def _sqlite_index_rows(conn: Connection, table: str, spatial: _Spatial) -> None:
 
 def _sqlite_restore_geometry(conn: Connection, table: str, spatial: _Spatial) -> None:
     """Put back what `_sqlite_defer_geometry` took off, doing its work once for the table."""
-    _sqlite_index_rows(conn, table, spatial)
+    if not _sqlite_pack_index(conn, table, spatial):
+        _sqlite_index_rows(conn, table, spatial)
     for ddl in spatial.triggers:
         conn.execute(text(ddl))
     conn.execute(text(
