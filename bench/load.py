@@ -1,6 +1,6 @@
 """Whole path file → store → assigned and indexed, on SpatiaLite and PostGIS, at Chengdu scale.
 
-    python bench/load.py [--scale 1] [--seed 0] [--stores spatialite,postgis]
+    python bench/load.py [--scale 1] [--seed 0] [--stores spatialite,postgis] [--data DIR]
 
 Builds the demo city once (gridmgr.demo.make_city), writes the interchange files, then for
 each store times loading areas + grids + houses (houses get codes, communities, grid links
@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stores", default="spatialite,postgis")
+    ap.add_argument("--data", type=Path,
+                    help="reuse the interchange files in DIR (written there on first use)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--files", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -60,11 +62,19 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="gridmgr-bench-load-"))
     t0 = time.perf_counter()
-    city = make_city(scale=args.scale, seed=args.seed)
-    files = {k: str(v) for k, v in city.write(work / "data").items()}
+    saved = args.data / "files.json" if args.data else None
+    if saved is not None and saved.exists():  # the same city again: skip generating it
+        meta = json.loads(saved.read_text())
+        files, houses = meta["files"], int(meta["houses"])
+    else:
+        city = make_city(scale=args.scale, seed=args.seed)
+        files = {k: str(v) for k, v in city.write(args.data or work / "data").items()}
+        houses = len(city.houses)
+        del city
+        if saved is not None:
+            saved.write_text(json.dumps({"files": files, "houses": houses,
+                                         "scale": args.scale, "seed": args.seed}))
     gen = time.perf_counter() - t0
-    houses = len(city.houses)
-    del city
     results = {}
     for store in args.stores.split(","):
         cluster = None
