@@ -27,31 +27,22 @@ _CELL = np.dtype([("id", ">i8"), ("box", ">f4", (4,))])  # one 2-D cell: 24 byte
 _PIECE = 1 << 20
 
 
-def round_down(d: np.ndarray) -> np.ndarray:
-    """The largest 32-bit float the rtree module stores for a lower bound `d`."""
+def _rounded(d: np.ndarray, down: bool) -> np.ndarray:
+    """The 32-bit float the rtree module stores for a lower (`down`) or upper bound `d`."""
     d = np.asarray(d, dtype=np.float64)
     f = d.astype(np.float32)
-    over = f > d
-    if over.any():
-        f[over] = (d[over] * np.where(d[over] < 0, _AWAY, _TOWARDS)).astype(np.float32)
-    return f
-
-
-def round_up(d: np.ndarray) -> np.ndarray:
-    """The smallest 32-bit float the rtree module stores for an upper bound `d`."""
-    d = np.asarray(d, dtype=np.float64)
-    f = d.astype(np.float32)
-    under = f < d
-    if under.any():
-        f[under] = (d[under] * np.where(d[under] < 0, _TOWARDS, _AWAY)).astype(np.float32)
+    off = f > d if down else f < d
+    if off.any():  # moving down grows a negative value, moving up a positive one
+        grow = (d[off] < 0) == down
+        f[off] = (d[off] * np.where(grow, _AWAY, _TOWARDS)).astype(np.float32)
     return f
 
 
 def boxes_of(xmin: np.ndarray, xmax: np.ndarray, ymin: np.ndarray, ymax: np.ndarray
              ) -> np.ndarray:
     """(n × 4) float32 boxes (xmin, xmax, ymin, ymax) as the rtree module would store them."""
-    return np.stack([round_down(xmin), round_up(xmax), round_down(ymin), round_up(ymax)],
-                    axis=1)
+    return np.stack([_rounded(xmin, True), _rounded(xmax, False), _rounded(ymin, True),
+                     _rounded(ymax, False)], axis=1)
 
 
 def _str_order(box: np.ndarray, per_node: int) -> np.ndarray:
