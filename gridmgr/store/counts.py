@@ -8,7 +8,6 @@ from sqlalchemy import Connection, text
 
 from gridmgr.store.bulk import (
     bulk_insert,
-    is_pg,
     iter_int_columns,
     read_frame,
     read_int_columns,
@@ -178,14 +177,10 @@ def recompute(conn: Connection, plan_id: int) -> pd.DataFrame:
         "businesses": ("SELECT bg.grid_pk, b.workers FROM business_grid bg JOIN business b "
                        f"ON b.id = bg.business_id WHERE bg.plan_id = {plan}", 2),
     }
-    if is_pg(conn):
-        # Residences and people's flags read apart and joined in numpy: PostgreSQL's hash
-        # join of the two multi-million-row tables spilled to disk (13-23 s at scale 1).
-        queries |= {"residents": (RESIDENTS_SQL, 2), "people": (PERSON_FLAGS_SQL, 2)}
-    else:
-        # SQLite's join walks person's primary key in rowid order: faster than scanning the
-        # wide person table on its own (13.6 s vs 31.8 s at scale 1).
-        queries["packed"] = (PEOPLE_PACKED_SQL, 1)
+    # Each current residence carries its person's packed flags (kept by triggers, see
+    # models.Residence), so no person row is read: the person table is 5.67 M wide rows at
+    # scale 1 and sending them was the largest part of the check on PostgreSQL.
+    queries["packed"] = (RESIDENT_FLAGS_SQL, 1)
     got: dict[str, np.ndarray] = {}
     parts: list[pd.DataFrame] = []
     for name, array in iter_int_columns(conn, queries):
@@ -215,19 +210,16 @@ def _ready_tallies(got: dict[str, np.ndarray]) -> list[pd.DataFrame]:
     if "businesses" in got:
         biz = got.pop("businesses")
         parts.append(tally(biz[:, 0], business_columns(biz[:, 1])))
-    if "residents" in got and "people" in got:
-        res, per = got.pop("residents"), got.pop("people")
-        packed = _lookup(dense_map(per[:, 0], per[:, 1]), res[:, 0])
-        reg_house = packed // 32 - 1
-        p_house = res[:, 1]
-        p_flags = packed % 32 + 4 * ((reg_house == p_house) & (p_house >= 0))
-        got["packed"] = (p_house * 32 + p_flags)[:, None]
     if "hg" in got and "rentals" in got:
         rentals = got.pop("rentals")[:, 0]
         parts.append(tally_flags(_lookup(got["hg"], rentals // 8), rentals % 8,
                                  RENTAL_FLAG_COLUMNS))
     if "hg" in got and "packed" in got:
         people = got.pop("packed")[:, 0]
+        if people.size and people.min() < 0:
+            raise RuntimeError(
+                f"{int((people < 0).sum())} current residences have no person flags "
+                "(residence.person_flags is kept by the store's triggers; were they dropped?)")
         parts.append(tally_flags(_lookup(got["hg"], people // 32), people % 32,
                                  PERSON_FLAG_COLUMNS))
     return parts
@@ -247,19 +239,34 @@ RENTALS_SQL = (
     "WHEN 'trusted' THEN 3 ELSE 0 END) + (CASE WHEN registered_on IS NULL THEN 0 ELSE 1 END) "
     "FROM rental_record"
 )
-RESIDENTS_SQL = "SELECT person_id, house_id FROM residence WHERE left_on IS NULL"
-# (registered house + 1) * 32 + flags: one column fewer to COPY (2.3 s → 1.3 s at scale 1).
-PERSON_FLAGS_SQL = (
-    "SELECT id, (coalesce(registered_house_id, -1) + 1) * 32 "
-    "+ (CASE WHEN floating THEN 1 ELSE 0 END) "
-    "+ (CASE WHEN registered_on IS NULL THEN 0 ELSE 2 END) "
-    "+ 8 * (CASE person_class WHEN 'key' THEN 1 WHEN 'uneasy' THEN 2 ELSE 0 END) FROM person"
-)
+
+
+def person_flags_sql(p: str, house: str) -> str:
+    """SQL packing person ``p``'s count flags (0..31) for a residence at house ``house``.
+
+    1 floating, 2 registered, 4 registered at this house (人户一致), 8 × class (key 1,
+    uneasy 2); migration 0005's triggers hold a frozen copy of this expression.
+    """
+    return (f"(CASE WHEN {p}.floating THEN 1 ELSE 0 END) "
+            f"+ (CASE WHEN {p}.registered_on IS NULL THEN 0 ELSE 2 END) "
+            f"+ (CASE WHEN {p}.registered_house_id = {house} THEN 4 ELSE 0 END) "
+            f"+ 8 * (CASE {p}.person_class WHEN 'key' THEN 1 WHEN 'uneasy' THEN 2 ELSE 0 END)")
+
+
+def person_flags(floating: np.ndarray, registered: np.ndarray, consistent: np.ndarray,
+                 person_class: np.ndarray) -> np.ndarray:
+    """The packed flags of person_flags_sql for arrays of people (int16, 0..31)."""
+    cls = np.asarray(person_class, dtype=object)
+    return (np.asarray(floating, dtype=bool) * 1 + np.asarray(registered, dtype=bool) * 2
+            + np.asarray(consistent, dtype=bool) * 4
+            + 8 * ((cls == "key") * 1 + (cls == "uneasy") * 2)).astype(np.int16)
+
+
+# -1 marks a current residence whose flags are missing, so recompute refuses it.
+RESIDENT_FLAGS_SQL = ("SELECT coalesce(house_id * 32 + person_flags, -1) FROM residence "
+                      "WHERE left_on IS NULL")
 PEOPLE_PACKED_SQL = (
-    "SELECT r.house_id * 32 + (CASE WHEN p.floating THEN 1 ELSE 0 END) "
-    "+ (CASE WHEN p.registered_on IS NULL THEN 0 ELSE 2 END) "
-    "+ (CASE WHEN p.registered_house_id = r.house_id THEN 4 ELSE 0 END) "
-    "+ 8 * (CASE p.person_class WHEN 'key' THEN 1 WHEN 'uneasy' THEN 2 ELSE 0 END) "
+    f"SELECT r.house_id * 32 + {person_flags_sql('p', 'r.house_id')} "
     "FROM residence r JOIN person p ON p.id = r.person_id WHERE r.left_on IS NULL"
 )
 PEOPLE_SQL = (
@@ -269,6 +276,17 @@ PEOPLE_SQL = (
     "p.person_class FROM residence r JOIN person p ON p.id = r.person_id "
     "WHERE r.left_on IS NULL"
 )
+
+
+def stale_person_flags(conn: Connection) -> int:
+    """How many current residences carry flags that differ from their person's (0 when sound).
+
+    Recompute trusts residence.person_flags; this checks them against the person table.
+    """
+    return int(conn.execute(text(
+        "SELECT count(*) FROM residence r JOIN person p ON p.id = r.person_id "
+        "WHERE r.left_on IS NULL AND (r.person_flags IS NULL OR r.person_flags <> "
+        f"{person_flags_sql('p', 'r.house_id')})")).scalar_one())
 
 
 def people_tally(hg: np.ndarray, people: pd.DataFrame) -> pd.DataFrame:

@@ -707,6 +707,8 @@ def _write_people(run: _Run, good: pd.DataFrame, dry: bool) -> np.ndarray | None
         "id": allocate_ids(conn, "residence", len(good)), "person_id": ids,
         "house_id": house_id, "arrived_on": good["arrived_on"], "left_on": pd.NaT,
         "entered_on": registered_on,
+        "person_flags": counts.person_flags(floating, ~np.isnat(registered_on),
+                                            reg_house == house_id, good["person_class"]),
     })
     bulk_insert(conn, "residence", residence, reporter=reporter, label="writing residences")
     biz = good["business_id"].to_numpy(dtype=np.int64)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -184,6 +185,11 @@ class Residence(Base):
     arrived_on: Mapped[dt.date] = mapped_column(Date)
     left_on: Mapped[dt.date | None] = mapped_column(Date)
     entered_on: Mapped[dt.date | None] = mapped_column(Date)
+    # The person's count flags (counts.person_flags_sql) while this residence is current, so
+    # the full recount reads no person rows. Bulk loads write them; otherwise triggers
+    # (migration 0005) fill them on insert and follow every change of the person's
+    # floating / registration / class. Frozen once the residence closes.
+    person_flags: Mapped[int | None] = mapped_column(SmallInteger)
 
 
 class Business(Base):

@@ -65,6 +65,7 @@ def assert_counts_exact(conn: Connection) -> None:
         kept = counts.maintained(conn, plan).sort_index()
         fresh = counts.recompute(conn, plan).sort_index()
         pd.testing.assert_frame_equal(kept, fresh, check_names=False)
+    assert counts.stale_person_flags(conn) == 0  # what recompute trusts matches person
 
 
 def grid_of(conn: Connection, grid_id: str) -> dict[str, int]:

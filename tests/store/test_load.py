@@ -74,6 +74,7 @@ def test_round_trip_and_counts(store_url: str, city: dict[str, Path], tmp_path: 
         kept = counts.maintained(conn, plan)
         fresh = counts.recompute(conn, plan)
         pd.testing.assert_frame_equal(kept.sort_index(), fresh.sort_index(), check_names=False)
+        assert counts.stale_person_flags(conn) == 0
         g: dict[str, int] = dict(conn.execute(text(
             "SELECT g.grid_id, c.residents FROM grid g JOIN grid_count c "
             "ON c.grid_pk = g.id")).fetchall())
