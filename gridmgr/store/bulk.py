@@ -541,7 +541,6 @@ def _copy_pg_binary(conn: Connection, table: str, types: dict[str, str], frame: 
     all_cols = list(cols) + ([geom_column] if geometry is not None else [])
     pieces: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
-    body = slice(len(pgbinary.HEADER), -len(pgbinary.TRAILER))
 
     def encode() -> None:
         try:
@@ -550,8 +549,8 @@ def _copy_pg_binary(conn: Connection, table: str, types: dict[str, str], frame: 
                     return
                 part = frame.iloc[start:start + CHUNK]
                 geoms = None if geometry is None else geometry[start:start + CHUNK]
-                data = pgbinary.encode(_binary_columns(types, part, cols, geoms))
-                pieces.put((data[body], len(part)))
+                data = pgbinary.encode_rows(_binary_columns(types, part, cols, geoms))
+                pieces.put((data, len(part)))
             pieces.put(None)
         except BaseException as exc:  # handed to the reader, which raises it in the COPY
             pieces.put(exc)

@@ -59,8 +59,8 @@ def _binary(block: np.ndarray) -> pa.Array:
     return fixed.cast(pa.large_binary())
 
 
-def _variable(values: pd.Series | np.ndarray, pgtype: str) -> tuple[pa.Array, pa.Array]:
-    """(length prefixes, values) as large_binary; None/NaN is NULL (length -1, no bytes)."""
+def _variable(values: pd.Series | np.ndarray, pgtype: str) -> tuple[np.ndarray, pa.Array]:
+    """(length prefixes as a rows × 4 byte block, values as large_binary); NULL: -1, no bytes."""
     if pgtype in ("geometry", "bytea"):
         arr = pa.array(np.asarray(values, dtype=object), type=pa.large_binary(),
                        from_pandas=True)
@@ -70,8 +70,8 @@ def _variable(values: pd.Series | np.ndarray, pgtype: str) -> tuple[pa.Array, pa
             arr = arr.combine_chunks()
         arr = pc.cast(pc.cast(arr, pa.large_string()), pa.large_binary())
     lengths = np.asarray(pc.fill_null(pc.binary_length(arr), -1).to_numpy(), dtype=">i4")
-    prefix = _binary(lengths.reshape(-1, 1).view(np.uint8))
-    return prefix, pc.fill_null(arr, pa.scalar(b"", pa.large_binary()))
+    return (lengths.reshape(-1, 1).view(np.uint8),
+            pc.fill_null(arr, pa.scalar(b"", pa.large_binary())))
 
 
 def point_ewkb(x: np.ndarray, y: np.ndarray, srid: int) -> np.ndarray:
@@ -87,9 +87,17 @@ def encode(columns: list[tuple[pd.Series | np.ndarray, str]]) -> memoryview:
     """Binary COPY data (header, rows, trailer) for columns given as (values, pg type).
 
     A 2-D uint8 array is taken as values already encoded, one row of bytes per value.
+    """
+    return memoryview(b"".join((HEADER, encode_rows(columns), TRAILER)))
 
-    Runs of non-NULL fixed-width fields are laid side by side as one byte block; Arrow's
-    element-wise join then concatenates each row's pieces in C++.
+
+def encode_rows(columns: list[tuple[pd.Series | np.ndarray, str]]) -> memoryview:
+    """The rows of binary COPY data (no header or trailer), as ``encode`` lays them out.
+
+    Runs of non-NULL fixed-width fields, with the length prefix of the variable-width
+    field after them, are laid side by side as one byte block; Arrow's element-wise join
+    then concatenates each row's pieces in C++. Fewer, wider pieces make the join cheaper
+    (it costs per piece and row), so a prefix never travels as a piece of its own.
     """
     n = len(columns[0][0]) if columns else 0
     parts: list[pa.Array] = []
@@ -109,14 +117,18 @@ def encode(columns: list[tuple[pd.Series | np.ndarray, str]]) -> memoryview:
                                                               pa.large_binary()),
                                     _binary(block)))
         else:
+            prefix, data = _variable(values, pgtype)
+            run.append(prefix)
             _flush(parts, run)
-            parts.extend(_variable(values, pgtype))
+            parts.append(data)
     _flush(parts, run)
-    rows = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.large_binary()))
+    if len(parts) == 1:
+        rows = parts[0]
+    else:
+        rows = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.large_binary()))
     _, offsets, data = rows.buffers()
     offs = np.frombuffer(offsets, dtype=np.int64)
-    body = memoryview(data)[int(offs[rows.offset]):int(offs[rows.offset + len(rows)])]
-    return memoryview(b"".join((HEADER, body, TRAILER)))
+    return memoryview(data)[int(offs[rows.offset]):int(offs[rows.offset + len(rows)])]
 
 
 def _flush(parts: list[pa.Array], run: list[np.ndarray]) -> None:
