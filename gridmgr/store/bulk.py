@@ -431,7 +431,7 @@ def _sqlite_pack_index(conn: Connection, table: str, spatial: _Spatial) -> bool:
     ids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, dtype=np.int64)
     box = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, 4), np.float32)
     del parts
-    rtree.bulk_load(raw, name, ids, box)
+    rtree.bulk_load(raw, name, ids, box, in_place=True)  # ids and box are ours alone
     spatial.indexed_to = int(conn.execute(text(
         f"SELECT coalesce(max(ROWID), 0) FROM {table}")).scalar_one())
     return True

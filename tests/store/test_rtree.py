@@ -138,3 +138,34 @@ def test_a_second_big_batch_repacks_the_rows_already_indexed(
     assert [c[0] for c in cells] == [r[0] for r in rows] and len(rows) == 12
     assert all(abs(c[1] - r[1]) < 1e-4 and abs(c[2] - r[2]) < 1e-4
                for c, r in zip(cells, rows, strict=True))
+
+
+def test_packing_in_place_writes_the_tree_a_copy_writes() -> None:
+    rng = np.random.default_rng(5)
+    x, y = rng.uniform(100, 110, 5_000), rng.uniform(20, 30, 5_000)
+    ids = rng.permutation(5_000).astype(np.int64) + 1
+    raw = _sqlite_module().connect(":memory:", isolation_level=None)
+    for name in ("copied", "in_place"):
+        raw.execute(f"CREATE VIRTUAL TABLE {name} USING rtree(pkid, xmin, xmax, ymin, ymax)")
+    given_ids, given_box = ids.copy(), rtree.boxes_of(x, x, y, y)
+    rtree.bulk_load(raw, "copied", given_ids, given_box)
+    assert (given_ids == ids).all()  # untouched without in_place
+    rtree.bulk_load(raw, "in_place", given_ids, given_box, in_place=True)
+    assert not (given_ids == ids).all()  # reordered, not copied
+    for shadow in ("node", "parent", "rowid"):
+        assert raw.execute(f"SELECT * FROM copied_{shadow} ORDER BY 1").fetchall() == \
+            raw.execute(f"SELECT * FROM in_place_{shadow} ORDER BY 1").fetchall()
+    assert raw.execute("SELECT rtreecheck('in_place')").fetchone()[0] == "ok"
+
+
+def test_node_pieces_of_any_size_give_the_same_numbered_nodes() -> None:
+    rng = np.random.default_rng(9)
+    x, y = rng.uniform(0, 1, 3_000), rng.uniform(0, 1, 3_000)
+    tree = rtree.Packed(np.arange(1, 3_001), rtree.boxes_of(x, x, y, y), node_size=244)
+    whole = list(tree.node_pieces(10**9))
+    small = list(tree.node_pieces(3))
+    numbers = [f + i for f, p in small for i in range(len(p))]
+    assert numbers == list(range(1, tree.nodes + 1))
+    assert np.concatenate([p for _, p in small]).tobytes() == \
+        np.concatenate([p for _, p in whole]).tobytes()
+    assert all(len(p) <= 3 for _, p in small)
