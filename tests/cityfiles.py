@@ -7,6 +7,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 from shapely.geometry import MultiPolygon, Polygon, box
+from sqlalchemy import Engine
 
 from gridmgr.idnumber import generate_id_numbers
 
@@ -115,3 +116,17 @@ def write_city(d: Path) -> dict[str, Path]:
 
 
 ORDER = ("areas", "grids", "houses", "businesses", "people", "rentals")
+
+
+def load_city(url: str, workdir: Path) -> Engine:
+    """A store at `url` holding the whole small city, loaded file by file as `gridmgr load` does."""
+    from gridmgr.store.engine import make_engine
+    from gridmgr.store.load import load_file
+    from gridmgr.store.schema import upgrade
+
+    paths = write_city(workdir / "city")
+    engine = make_engine(url)
+    upgrade(engine)
+    for kind in ORDER:
+        load_file(engine, kind, paths[kind], report_path=workdir / f"{kind}.report.csv")
+    return engine

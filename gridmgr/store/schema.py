@@ -43,6 +43,14 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the store's schema back to an older revision (what its migrations undo)."""
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
 def holds_data(engine: Engine) -> bool:
     """Return True when the store has any areas, grids or houses."""
     from sqlalchemy import inspect, text

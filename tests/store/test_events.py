@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import shapely
 import typer
-from cityfiles import ORDER, write_city
+from cityfiles import load_city
 from sqlalchemy import Connection, Engine, text
 from typer.testing import CliRunner
 
@@ -24,7 +24,7 @@ from gridmgr.idnumber import generate_id_numbers
 from gridmgr.store import counts, events, permits_store
 from gridmgr.store.bulk import allocate_ids, bulk_insert
 from gridmgr.store.engine import make_engine
-from gridmgr.store.load import assign_plan, load_file
+from gridmgr.store.load import assign_plan
 from gridmgr.store.schema import upgrade
 
 NOW = dt.datetime(2024, 9, 1, 12, 0)
@@ -43,12 +43,7 @@ def ids(n: int, hukou: str = "520102", birth: str = "1995-03-03", seed: int = 7)
 
 @pytest.fixture
 def engine(store_url: str, tmp_path: Path) -> Engine:
-    paths = write_city(tmp_path / "city")
-    eng = make_engine(store_url)
-    upgrade(eng)
-    for kind in ORDER:
-        load_file(eng, kind, paths[kind], report_path=tmp_path / f"{kind}.report.csv")
-    return eng
+    return load_city(store_url, tmp_path)
 
 
 def snapshot(engine: Engine) -> str:
@@ -670,13 +665,12 @@ def test_rental_registration_refuses_or_flags_violations(engine: Engine) -> None
 
 
 def test_migration_matches_models_and_downgrades(store_url: str) -> None:
-    from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
     from geoalchemy2 import alembic_helpers
 
     from gridmgr.store.models import Base
-    from gridmgr.store.schema import alembic_config, current_revision, head_revision
+    from gridmgr.store.schema import current_revision, downgrade, head_revision
 
     engine = make_engine(store_url)
     upgrade(engine)
@@ -688,10 +682,7 @@ def test_migration_matches_models_and_downgrades(store_url: str) -> None:
         diff = compare_metadata(ctx, Base.metadata)
     assert [d for d in diff if any(f"'{t}'" in repr(d) or f"table=<{t}>" in repr(d)
                                    for t in mine)] == []
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0001")
+    downgrade(engine, "0001")
     assert current_revision(engine) == "0001"
     upgrade(engine)
     assert current_revision(engine) == head_revision()
@@ -710,12 +701,7 @@ def cli() -> typer.Typer:
 
 
 def test_cli_register_and_permits(spatialite_url: str, tmp_path: Path) -> None:
-    paths = write_city(tmp_path / "city")
-    eng = make_engine(spatialite_url)
-    upgrade(eng)
-    for kind in ORDER:
-        load_file(eng, kind, paths[kind], report_path=tmp_path / f"{kind}.r.csv")
-    eng.dispose()
+    load_city(spatialite_url, tmp_path).dispose()
     runner = CliRunner()
     app = cli()
     db = ["--db", spatialite_url]

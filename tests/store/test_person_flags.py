@@ -6,25 +6,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from alembic import command
-from cityfiles import ORDER, write_city
+from cityfiles import load_city
 from sqlalchemy import Connection, Engine, text
 
 from gridmgr.store import counts
-from gridmgr.store.engine import make_engine
-from gridmgr.store.load import load_file
 from gridmgr.store.plans import adopted_plan_id
-from gridmgr.store.schema import alembic_config, current_revision, head_revision, upgrade
+from gridmgr.store.schema import current_revision, downgrade, head_revision, upgrade
 
 
 @pytest.fixture
 def engine(store_url: str, tmp_path: Path) -> Engine:
-    paths = write_city(tmp_path / "city")
-    eng = make_engine(store_url)
-    upgrade(eng)
-    for kind in ORDER:
-        load_file(eng, kind, paths[kind], report_path=tmp_path / f"{kind}.report.csv")
-    return eng
+    return load_city(store_url, tmp_path)
 
 
 def flags_of(conn: Connection, person_id: int) -> dict[int, int | None]:
@@ -97,10 +89,7 @@ def test_recompute_refuses_a_residence_without_flags(engine: Engine) -> None:
 
 
 def test_migration_fills_the_flags_of_a_populated_store(engine: Engine) -> None:
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
+    downgrade(engine, "0004")
     assert current_revision(engine) == "0004"
     upgrade(engine)
     assert current_revision(engine) == head_revision()
