@@ -41,6 +41,12 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+    # Maintenance a migration asked for that cannot run inside a transaction (VACUUM).
+    later = cfg.attributes.get("after_commit", [])
+    if later:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for statement in later:
+                conn.exec_driver_sql(statement)
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -5,8 +5,9 @@ on PostgreSQL sending 5.67 M person rows was the largest part of the check. Bulk
 write the flags themselves; the triggers fill them for any other insert (the trigger's
 WHEN clause skips rows that come with flags, so a COPY keeps its multi-row inserts) and
 follow every change of a person's floating, registration or class to the current
-residence. A populated PostgreSQL store is compacted after the fill (CLUSTER), since the
-UPDATE leaves every residence row twice on disk.
+residence. A populated PostgreSQL store is compacted once the migration has committed
+(VACUUM FULL, by schema.upgrade), since the UPDATE leaves every residence row twice on disk
+and no rewrite inside the migration's own transaction can drop the old versions.
 
 Revision ID: 0005
 Revises: 0004
@@ -22,6 +23,7 @@ revision = '0005'
 down_revision = '0004'
 branch_labels = None
 depends_on = None
+AFTER_COMMIT = 'after_commit'  # schema.upgrade runs these once the migration commits
 
 
 def _flags(p: str, house: str) -> str:
@@ -83,8 +85,9 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
         filled = op.get_bind().execute(sa.text(
             "SELECT EXISTS (SELECT 1 FROM residence)")).scalar_one()
-        if filled:
-            op.execute('CLUSTER residence USING residence_pkey')
+        if filled:  # the UPDATE left every row twice; only a rewrite after commit frees it
+            op.get_context().config.attributes.setdefault(AFTER_COMMIT, []).append(
+                'VACUUM (FULL, ANALYZE) residence')
         _postgresql()
     else:
         _sqlite()
