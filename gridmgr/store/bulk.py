@@ -317,8 +317,7 @@ class _Spatial:
     srid: int
     index: bool  # the R*Tree is enabled; rows above `indexed_to` are not in it yet
     triggers: list[str]  # DDL of the per-row insert triggers dropped
-    indexed_to: int = 0
-    rows_before: int = 0  # rows in the table when the batch began
+    indexed_to: int = 0  # at first the table's top rowid when the batch began
     # (rowids, float32 boxes) of the rows bulk_insert wrote since: the R*Tree is packed from
     # them at the end (`rtree.bulk_load`); None once a write could not say its rowids
     boxes: list[tuple[np.ndarray, np.ndarray]] | None = None
@@ -372,10 +371,8 @@ def _sqlite_defer_geometry(conn: Connection, table: str, geom_column: str) -> _S
     for name, _ in triggers:
         conn.execute(text(f'DROP TRIGGER "{name}"'))
     top = conn.execute(text(f"SELECT coalesce(max(ROWID), 0) FROM {table}")).scalar_one()
-    rows = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
     return _Spatial(geom_column, int(row[1]), int(row[2]), enabled,
-                    [str(sql) for _, sql in triggers], int(top), int(rows),
-                    [] if enabled else None)
+                    [str(sql) for _, sql in triggers], int(top), [] if enabled else None)
 
 
 def _collect_boxes(spatial: _Spatial, frame: pd.DataFrame,
@@ -415,17 +412,19 @@ def _sqlite_pack_index(conn: Connection, table: str, spatial: _Spatial) -> bool:
     """Rebuild the R*Tree packed from its boxes and the batch's; False if it cannot.
 
     Only when every row the batch added came through bulk_insert with its rowid (the
-    table grew by exactly the rows collected): otherwise the caller indexes row by row.
+    rows above the batch's first top rowid are exactly the rows collected): otherwise the
+    caller indexes row by row.
     """
     if spatial.boxes is None or not spatial.index:
         return False
     added = sum(len(ids) for ids, _ in spatial.boxes)
-    rows = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-    if rows - spatial.rows_before != added:
+    rows = conn.execute(text(f"SELECT count(*) FROM {table} WHERE ROWID > :top"),
+                        {"top": spatial.indexed_to}).scalar_one()
+    if rows != added:
         return False
     raw: Any = conn.connection.dbapi_connection
     name = f"idx_{table}_{spatial.column}"
-    parts = [rtree.read_boxes(raw, name)] if spatial.rows_before else []
+    parts = [rtree.read_boxes(raw, name)] if spatial.indexed_to else []
     parts += spatial.boxes
     spatial.boxes = None
     ids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, dtype=np.int64)
