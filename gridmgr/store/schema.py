@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -37,24 +38,33 @@ def upgrade(engine: Engine) -> None:
     """Bring the store's schema to the newest revision (idempotent)."""
     if current_revision(engine) == head_revision():
         return
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-    # Maintenance a migration asked for that cannot run inside a transaction (VACUUM).
-    later = cfg.attributes.get("after_commit", [])
-    if later:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for statement in later:
-                conn.exec_driver_sql(statement)
+    _migrate(engine, command.upgrade, "head")
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Take the store's schema back to an older revision (what its migrations undo)."""
+    _migrate(engine, command.downgrade, revision)
+
+
+# The key under which a migration lists statements to run once it has committed.
+AFTER_COMMIT = "after_commit"
+
+
+def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
+    """Run an Alembic step in one transaction, then what its migrations asked for after it.
+
+    Some maintenance cannot run inside a transaction (VACUUM); a migration appends such
+    statements to ``config.attributes[AFTER_COMMIT]``.
+    """
     cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+        step(cfg, revision)
+    later = cfg.attributes.get(AFTER_COMMIT, [])
+    if later:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for statement in later:
+                conn.exec_driver_sql(statement)
 
 
 def holds_data(engine: Engine) -> bool:

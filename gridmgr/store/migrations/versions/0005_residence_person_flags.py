@@ -19,11 +19,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from gridmgr.store.schema import AFTER_COMMIT  # run by schema.upgrade once this commits
+
 revision = '0005'
 down_revision = '0004'
 branch_labels = None
 depends_on = None
-AFTER_COMMIT = 'after_commit'  # schema.upgrade runs these once the migration commits
 
 
 def _flags(p: str, house: str) -> str:
